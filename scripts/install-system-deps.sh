@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system programs the test suite and benchmarks drive for real, when missing:
+# chromium (dashboard tests), redis-server (rate limiting), wrk (ingest benchmark),
+# goaccess (access-log import comparison) and poppler-utils (PDF report checks).
+set -euo pipefail
+declare -A wanted=(
+  [chromium]=chromium
+  [redis-server]=redis-server
+  [wrk]=wrk
+  [goaccess]=goaccess
+  [pdftoppm]=poppler-utils
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

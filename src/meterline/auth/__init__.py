@@ -1,0 +1,24 @@
+"""Auth: orgs, OAuth2 client credentials, JWT scopes and ingest keys.
+
+Every request is turned into a :class:`Principal` whose ``org_id`` scopes every query.
+"""
+
+from __future__ import annotations
+
+from meterline.auth.metadata import engine_from_url, migrate
+from meterline.auth.scopes import ALL_SCOPES, Scope, parse_scopes
+from meterline.auth.service import AuthService, Principal
+from meterline.auth.tokens import TOKEN_LIFETIME, TokenClaims, TokenSigner
+
+__all__ = [
+    "ALL_SCOPES",
+    "TOKEN_LIFETIME",
+    "AuthService",
+    "Principal",
+    "Scope",
+    "TokenClaims",
+    "TokenSigner",
+    "engine_from_url",
+    "migrate",
+    "parse_scopes",
+]

@@ -1,0 +1,68 @@
+"""Server settings: one frozen object built from defaults, environment and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"METERLINE_{name}", default)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs to start.
+
+    ``store_url`` defaults to the embedded chDB store under ``data_dir``; ``metadata_url``
+    to SQLite under ``data_dir``. ``flush_rows`` and ``flush_interval`` bound how long
+    acknowledged events wait in the write-ahead log before reaching the store.
+    """
+
+    data_dir: Path = Path(".meterline")
+    store_url: str | None = None
+    metadata_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    flush_rows: int = 50_000
+    flush_interval: float = 1.0
+    max_batch_events: int = 10_000
+    max_body_bytes: int = 10 * 1024 * 1024
+    dedup_capacity: int = 5_000_000
+    route_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    fsync: bool = True
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Build settings from ``METERLINE_*`` environment variables, then ``overrides``.
+
+        ``None`` overrides are ignored so CLI flags that were not given keep the default.
+        """
+        base = cls(
+            data_dir=Path(_env("DATA_DIR", ".meterline")),
+            store_url=os.environ.get("METERLINE_STORE_URL"),
+            metadata_url=os.environ.get("METERLINE_METADATA_URL"),
+            host=_env("HOST", "127.0.0.1"),
+            port=int(_env("PORT", "8000")),
+            public_url=os.environ.get("METERLINE_PUBLIC_URL"),
+            fsync=_env("FSYNC", "1") not in ("0", "false", "no"),
+            flush_interval=float(_env("FLUSH_INTERVAL", "1.0")),
+            flush_rows=int(_env("FLUSH_ROWS", "50000")),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "data_dir" in given:
+            given["data_dir"] = Path(given["data_dir"])
+        return replace(base, **given)
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The store URL, defaulting to chDB under the data directory."""
+        return self.store_url or f"chdb://{(self.data_dir / 'store').resolve()}"
+
+    @property
+    def resolved_metadata_url(self) -> str:
+        """The metadata database URL, defaulting to SQLite under the data directory."""
+        return self.metadata_url or f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"

@@ -1,0 +1,295 @@
+"""The ingest writer: durable acknowledgement, then large batched inserts into the store.
+
+``write(rows)`` returns once the rows are fsynced in the write-ahead log — concurrent
+requests share one fsync (group commit). A flusher thread moves acknowledged rows into
+the store in large batches (large inserts are several times faster in ClickHouse than
+one insert per request), then advances the log's checkpoint. On start-up the log after
+the checkpoint is replayed; records the store already holds (a crash between insert and
+checkpoint) are recognised by their record id and skipped, so nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from meterline.errors import MeterlineError
+from meterline.events import ROW_COLUMNS, EventRow
+from meterline.ingest.dedup import RecentKeys
+from meterline.ingest.wal import Position, WriteAheadLog
+from meterline.store import Store
+from meterline.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+_BATCH = ROW_COLUMNS.index("ingest_batch")
+_RECEIVED = ROW_COLUMNS.index("received_at")
+_ORG = ROW_COLUMNS.index("org_id")
+_EVENT_ID = ROW_COLUMNS.index("event_id")
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(list[list[object]]).decode
+
+Listener = Callable[[Sequence[EventRow]], None]
+
+
+class BackpressureError(MeterlineError):
+    """Too many acknowledged rows are waiting for the store; the client should retry."""
+
+    code = "SERVICE_OVERLOADED"
+    status = 503
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: list[EventRow] = field(default_factory=list)
+    end: Position | None = None
+
+
+class IngestWriter:
+    """Owns the write-ahead log, the dedup memory and the flusher thread.
+
+    Example:
+        >>> writer = IngestWriter(store, Path(".meterline/wal"))  # doctest: +SKIP
+        >>> writer.start()  # doctest: +SKIP
+        >>> await writer.write(rows)  # durable when this returns  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        wal_dir: Path,
+        *,
+        flush_rows: int = 50_000,
+        flush_interval: float = 1.0,
+        fsync: bool = True,
+        dedup_capacity: int = 2_000_000,
+        max_pending_rows: int = 2_000_000,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.store = store
+        self.wal = WriteAheadLog(wal_dir, fsync=fsync)
+        self.flush_rows = flush_rows
+        self.flush_interval = flush_interval
+        self.max_pending_rows = max_pending_rows
+        self.recent = RecentKeys(dedup_capacity)
+        self.telemetry = telemetry or Telemetry()
+        self.listeners: list[Listener] = []
+        self._commits: queue.Queue[tuple[list[EventRow], Future[None]] | None] = queue.Queue()
+        self._pending = _Pending()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._inflight = False
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Replay the log into the store, load dedup memory, start the threads."""
+        self._recover()
+        if self._pending.rows or self._pending.end is not None:
+            # Recovered rows go to the store before the server reports ready, so what
+            # was acknowledged before a crash is queryable as soon as it is back.
+            recovered, self._pending = self._pending, _Pending()
+            if not self._flush(recovered):
+                self._pending = recovered
+        for target, name in (
+            (self._commit_loop, "wal-writer"),
+            (self._flush_loop, "store-flusher"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop accepting, flush everything acknowledged into the store, close the log."""
+        self._commits.put(None)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        self.wal.close()
+
+    def _recover(self) -> None:
+        checkpoint = self.wal.read_checkpoint()
+        records: list[tuple[Position, Position, list[EventRow]]] = []
+        for start, end, payload in self.wal.replay(checkpoint):
+            rows: list[EventRow] = [list(r) for r in _decode(payload)]
+            record_id = start.record_id()
+            for row in rows:
+                row[_BATCH] = record_id
+            records.append((start, end, rows))
+        if records:
+            present = self.store.inserted_batches(s.record_id() for s, _, _ in records)
+            for start, end, rows in records:
+                if start.record_id() not in present:
+                    self._pending.rows.extend(rows)
+                self._pending.end = end
+            log.info(
+                "replayed %d log records (%d already stored), %d rows pending",
+                len(records),
+                len(present),
+                len(self._pending.rows),
+            )
+        since = int(time.time() * 1000) - 2 * 86_400_000
+        stored = self.store.recent_event_keys(since, self.recent.capacity)
+        self.recent.load(reversed(stored))
+        self.recent.load((str(r[_ORG]), str(r[_EVENT_ID])) for _, _, rows in records for r in rows)
+        self.telemetry.pending_rows.set(len(self._pending.rows))
+
+    # -- the request side ------------------------------------------------------------------
+
+    async def write(self, rows: list[EventRow]) -> None:
+        """Make ``rows`` durable; returns when they are fsynced, then tells the listeners."""
+        if not rows:
+            return
+        if len(self._pending.rows) > self.max_pending_rows:
+            raise BackpressureError(
+                "the store is behind and the ingest buffer is full",
+                details="Retry after a few seconds.",
+            )
+        future: Future[None] = Future()
+        self._commits.put((rows, future))
+        await asyncio.wrap_future(future)
+        for listener in self.listeners:
+            try:
+                listener(rows)
+            except Exception:
+                log.exception("ingest listener failed")
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def _commit_loop(self) -> None:
+        while True:
+            item = self._commits.get()
+            batch = [item]
+            while True:
+                try:
+                    batch.append(self._commits.get_nowait())
+                except queue.Empty:
+                    break
+            live = [b for b in batch if b is not None]
+            if live:
+                self._commit(live)
+            if len(live) != len(batch):
+                return
+
+    def _commit(self, batch: list[tuple[list[EventRow], Future[None]]]) -> None:
+        started = time.perf_counter()
+        try:
+            spans = self.wal.append_many([_encode(rows) for rows, _ in batch])
+        except Exception as exc:
+            log.exception("write-ahead log append failed")
+            for _, future in batch:
+                future.set_exception(
+                    MeterlineError(
+                        "events could not be made durable", status=503, code="SERVICE_UNAVAILABLE"
+                    )
+                )
+            del exc
+            return
+        self.telemetry.wal_commit.observe(time.perf_counter() - started)
+        with self._cond:
+            for (rows, _), (start, _end) in zip(batch, spans, strict=True):
+                record_id = start.record_id()
+                for row in rows:
+                    row[_BATCH] = record_id
+                self._pending.rows.extend(rows)
+            self._pending.end = spans[-1][1]
+            if len(self._pending.rows) >= self.flush_rows:
+                self._cond.notify_all()
+        self.telemetry.pending_rows.set(len(self._pending.rows))
+        for _, future in batch:
+            future.set_result(None)
+
+    def _flush_loop(self) -> None:
+        backoff = 0.5
+        while True:
+            with self._cond:
+                deadline = time.monotonic() + self.flush_interval
+                while (
+                    not self._stopping
+                    and len(self._pending.rows) < self.flush_rows
+                    and time.monotonic() < deadline
+                ):
+                    self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+                stopping = self._stopping
+                taken, self._pending = self._pending, _Pending()
+                self._inflight = bool(taken.rows)
+            if taken.rows:
+                if not self._flush(taken):
+                    with self._cond:
+                        taken.rows.extend(self._pending.rows)
+                        if self._pending.end is not None:
+                            taken.end = self._pending.end
+                        self._pending = taken
+                    if stopping:
+                        log.error(
+                            "store unavailable at shutdown; %d rows stay in the log",
+                            len(taken.rows),
+                        )
+                        return
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                backoff = 0.5
+            elif taken.end is not None:
+                self.wal.checkpoint(taken.end)
+            if stopping:
+                with self._cond:
+                    if not self._pending.rows:
+                        return
+
+    def _flush(self, pending: _Pending) -> bool:
+        if not pending.rows:
+            if pending.end is not None:
+                self.wal.checkpoint(pending.end)
+            return True
+        try:
+            return self._insert(pending)
+        finally:
+            with self._cond:
+                self._inflight = False
+
+    def _insert(self, pending: _Pending) -> bool:
+        started = time.perf_counter()
+        try:
+            for offset in range(0, len(pending.rows), 200_000):
+                self.store.insert_rows(pending.rows[offset : offset + 200_000])
+        except Exception:
+            log.exception("store insert of %d rows failed; will retry", len(pending.rows))
+            self.telemetry.store_insert_failures.inc()
+            return False
+        self.telemetry.store_insert.observe(time.perf_counter() - started)
+        self.telemetry.store_insert_rows.inc(len(pending.rows))
+        if pending.end is not None:
+            self.wal.checkpoint(pending.end)
+        with self._cond:
+            self.telemetry.pending_rows.set(len(self._pending.rows))
+        return True
+
+    def flush_now(self, timeout: float = 30.0) -> None:
+        """Block until every row acknowledged so far is in the store (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify_all()
+        while time.monotonic() < deadline:
+            with self._cond:
+                if not self._pending.rows and not self._inflight and self._commits.empty():
+                    break
+                self._cond.notify_all()
+            time.sleep(0.01)
+
+    @property
+    def pending_rows(self) -> int:
+        """Acknowledged rows not yet in the store."""
+        return len(self._pending.rows)

@@ -1,0 +1,135 @@
+"""The compiler: a planned query becomes one parameterised ClickHouse statement.
+
+Values never enter the SQL text: every filter value and time bound is a ``{name:Type}``
+parameter, and every identifier comes from the vocabulary, never from the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from meterline.query.model import Filter, MetricQuery
+from meterline.query.planner import Segment, plan_segments
+from meterline.query.vocabulary import DIMENSIONS, INTERMEDIATES, METRICS
+from meterline.store import GRANULARITIES, GRANULARITY_SECONDS
+
+_OPS = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledQuery:
+    """SQL text with ``{db}`` and ``{name:Type}`` placeholders, and the parameter values."""
+
+    sql: str
+    params: dict[str, Any]
+    segments: tuple[Segment, ...]
+
+
+def _ts(moment: datetime, millis: bool) -> str:
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    return text + f".{moment.microsecond // 1000:03d}" if millis else text
+
+
+class _Params:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def bind(self, value: Any, ctype: str) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{ctype}}}"
+
+
+def _filter_sql(flt: Filter, params: _Params) -> str:
+    ctype = DIMENSIONS[flt.field].value_type
+    column = flt.field
+    if flt.op in ("in", "not_in"):
+        bound = ", ".join(params.bind(v, ctype) for v in flt.value)
+        return f"{column} {'NOT IN' if flt.op == 'not_in' else 'IN'} ({bound})"
+    if flt.op == "contains":
+        return f"positionCaseInsensitiveUTF8({column}, {params.bind(flt.value, 'String')}) > 0"
+    return f"{column} {_OPS[flt.op]} {params.bind(flt.value, ctype)}"
+
+
+def needed_intermediates(metrics: tuple[str, ...]) -> list[str]:
+    """The intermediates the metrics need, in vocabulary order (stable SQL)."""
+    wanted = {need for name in metrics for need in METRICS[name].needs}
+    return [name for name in INTERMEDIATES if name in wanted]
+
+
+def _segment_sql(
+    segment: Segment, query: MetricQuery, org_param: str, params: _Params, parts: list[str]
+) -> str:
+    time_col = "timestamp" if segment.is_raw else "bucket"
+    time_type = "DateTime64(3, 'UTC')" if segment.is_raw else "DateTime('UTC')"
+    select = [f"{d} AS d_{d}" for d in query.dimensions]
+    group = [f"d_{d}" for d in query.dimensions]
+    if query.granularity:
+        fn = GRANULARITIES[query.granularity]
+        select.append(f"toDateTime({fn}({time_col}), 'UTC') AS ts")
+        group.append("ts")
+    for name in parts:
+        spec = INTERMEDIATES[name]
+        select.append(f"{spec.raw if segment.is_raw else spec.rollup} AS i_{name}")
+    where = [
+        f"org_id = {org_param}",
+        f"{time_col} >= {params.bind(_ts(segment.start, segment.is_raw), time_type)}",
+        f"{time_col} < {params.bind(_ts(segment.end, segment.is_raw), time_type)}",
+        *(_filter_sql(f, params) for f in query.filters),
+    ]
+    sql = f"SELECT {', '.join(select)} FROM {{db}}.{segment.table} WHERE {' AND '.join(where)}"
+    if group:
+        sql += f" GROUP BY {', '.join(group)}"
+    return sql
+
+
+def metric_minutes(query: MetricQuery) -> float:
+    """Minutes in one bucket of the query (or in its whole range when not bucketed)."""
+    if query.granularity:
+        return GRANULARITY_SECONDS[query.granularity] / 60
+    return query.time_range.seconds / 60
+
+
+def compile_query(query: MetricQuery, org_id: str, *, paged: bool = True) -> CompiledQuery:
+    """Compile ``query`` for ``org_id`` into one statement over the planned segments.
+
+    The result has columns ``d_<dimension>``, ``ts`` (when bucketed) and
+    ``m_<metric>``. ``paged=False`` leaves out ORDER BY/LIMIT (for counting groups).
+    """
+    params = _Params()
+    org_param = params.bind(org_id, "String")
+    segments = plan_segments(query)
+    parts = needed_intermediates(query.metrics)
+    union = " UNION ALL ".join(_segment_sql(s, query, org_param, params, parts) for s in segments)
+    keys = [f"d_{d}" for d in query.dimensions] + (["ts"] if query.granularity else [])
+    merged = [f"{INTERMEDIATES[p].merge}(i_{p}) AS {p}" for p in parts]
+    minutes = repr(float(metric_minutes(query)))
+    metrics = [
+        f"{METRICS[m].expression.replace('{minutes}', minutes)} AS m_{m}" for m in query.metrics
+    ]
+    sql = f"SELECT {', '.join([*keys, *merged, *metrics])} FROM ({union})"
+    if keys:
+        sql += f" GROUP BY {', '.join(keys)}"
+    if paged:
+        order = []
+        for item in query.order_by:
+            column = (
+                "ts"
+                if item.field == "timestamp"
+                else f"m_{item.field}"
+                if item.field in METRICS
+                else f"d_{item.field}"
+            )
+            order.append(f"{column} {item.direction.upper()}")
+        if not query.order_by and query.granularity:
+            order.append("ts ASC")
+        elif not query.order_by and query.metrics:
+            order.append(f"m_{query.metrics[0]} DESC")
+        order.extend(f"{k} ASC" for k in keys if not any(o.startswith(k + " ") for o in order))
+        if order:
+            sql += f" ORDER BY {', '.join(order)}"
+        if query.limit is not None and not (query.granularity and query.dimensions):
+            sql += f" LIMIT {int(query.limit)} OFFSET {int(query.offset)}"
+    return CompiledQuery(sql, params.values, tuple(segments))

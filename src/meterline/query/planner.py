@@ -1,0 +1,84 @@
+"""The planner: which tables answer which part of a query's time range.
+
+A range is cut into segments, each read from the coarsest table that covers it exactly:
+whole days from the day rollups, whole hours from the hour rollups, whole minutes from
+the minute rollups, and any sub-minute edges from raw events. The rollup *width* is the
+narrowest whose key holds every dimension the query groups or filters by; a dimension no
+rollup keeps (``user_id``, ``api_token_id``) sends the whole query to raw events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from meterline.query.model import MetricQuery
+from meterline.store import GRANULARITY_SECONDS, ROLLUP_WIDTHS, rollup_table
+
+_LEVELS = ("day", "hour", "minute")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A slice ``[start, end)`` of the range and the table that answers it.
+
+    ``table`` is ``events`` for raw rows, else a rollup table name.
+    """
+
+    table: str
+    start: datetime
+    end: datetime
+
+    @property
+    def is_raw(self) -> bool:
+        """True when this segment scans raw events."""
+        return self.table == "events"
+
+
+def _floor(moment: datetime, level: str) -> datetime:
+    seconds = GRANULARITY_SECONDS[level]
+    epoch = int(moment.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
+
+
+def _ceil(moment: datetime, level: str) -> datetime:
+    floored = _floor(moment, level)
+    if floored == moment:
+        return floored
+    return floored + timedelta(seconds=GRANULARITY_SECONDS[level])
+
+
+def choose_width(query: MetricQuery) -> str | None:
+    """Name of the narrowest rollup width covering the query's dimensions, or ``None``."""
+    needed = set(query.dimensions) | {f.field for f in query.filters}
+    for width in ROLLUP_WIDTHS:
+        if needed <= set(width.dimensions):
+            return width.name
+    return None
+
+
+def plan_segments(query: MetricQuery) -> list[Segment]:
+    """Cut the query's range into segments, coarsest tables first, in time order."""
+    width = choose_width(query)
+    start, end = query.time_range.start, query.time_range.end
+    if width is None:
+        return [Segment("events", start, end)]
+    limit = GRANULARITY_SECONDS[query.granularity] if query.granularity else None
+    levels = [lv for lv in _LEVELS if limit is None or GRANULARITY_SECONDS[lv] <= limit]
+    return sorted(_split(start, end, levels, width), key=lambda s: s.start)
+
+
+def _split(start: datetime, end: datetime, levels: list[str], width: str) -> list[Segment]:
+    if start >= end:
+        return []
+    if not levels:
+        return [Segment("events", start, end)]
+    level, rest = levels[0], levels[1:]
+    inner_start, inner_end = _ceil(start, level), _floor(end, level)
+    if inner_start >= inner_end:
+        return _split(start, end, rest, width)
+    return [
+        *_split(start, inner_start, rest, width),
+        Segment(rollup_table(width, level), inner_start, inner_end),
+        *_split(inner_end, end, rest, width),
+    ]

@@ -1,0 +1,244 @@
+"""The one metric vocabulary: logical metrics and dimensions, and their SQL.
+
+Every analytics number Meterline shows is one of these metrics, grouped by these
+dimensions. Each metric is defined once over *intermediates* — partial aggregates that
+can be computed either from raw events or from a rollup table and then merged — so the
+planner may answer any part of a time range from whichever table fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meterline.store import LATENCY_QUANTILES
+
+_DD = "quantilesDD(0.01, " + ", ".join(str(q) for q in LATENCY_QUANTILES) + ")"
+_REQ = "type = 'request'"
+_LLM = "type = 'llm'"
+
+
+@dataclass(frozen=True, slots=True)
+class Intermediate:
+    """A partial aggregate: its SQL over raw events, over a rollup, and how to merge it."""
+
+    raw: str
+    rollup: str
+    merge: str
+
+
+INTERMEDIATES: dict[str, Intermediate] = {
+    "all_count": Intermediate("count()", "sum(requests)", "sum"),
+    "req_count": Intermediate(f"countIf({_REQ})", f"sumIf(requests, {_REQ})", "sum"),
+    "req_client_errors": Intermediate(
+        f"countIf({_REQ} AND status >= 400 AND status < 500)",
+        f"sumIf(client_errors, {_REQ})",
+        "sum",
+    ),
+    "req_server_errors": Intermediate(
+        f"countIf({_REQ} AND status >= 500)", f"sumIf(server_errors, {_REQ})", "sum"
+    ),
+    "req_latency_count": Intermediate(
+        f"countIf({_REQ} AND latency_ms >= 0)", f"sumIf(latency_count, {_REQ})", "sum"
+    ),
+    "req_latency_sum": Intermediate(
+        f"sumIf(latency_ms, {_REQ} AND latency_ms >= 0)", f"sumIf(latency_sum, {_REQ})", "sum"
+    ),
+    "req_bytes": Intermediate(
+        f"sumIf(request_size + response_size, {_REQ})",
+        f"sumIf(request_bytes + response_bytes, {_REQ})",
+        "sum",
+    ),
+    "req_latency_q": Intermediate(
+        _DD.replace("quantilesDD", "quantilesDDStateIf")
+        + f"(latency_ms, {_REQ} AND latency_ms >= 0)",
+        f"{_DD.replace('quantilesDD', 'quantilesDDMergeStateIf')}(latency_q, {_REQ})",
+        _DD.replace("quantilesDD", "quantilesDDMerge"),
+    ),
+    "req_consumers": Intermediate(
+        f"uniqExactStateIf(consumer_id, {_REQ} AND consumer_id != '')",
+        f"uniqExactMergeStateIf(consumers, {_REQ})",
+        "uniqExactMerge",
+    ),
+    "llm_count": Intermediate(f"countIf({_LLM})", f"sumIf(requests, {_LLM})", "sum"),
+    "llm_input_tokens": Intermediate("sum(input_tokens)", "sum(input_tokens)", "sum"),
+    "llm_output_tokens": Intermediate("sum(output_tokens)", "sum(output_tokens)", "sum"),
+    "llm_cost": Intermediate("sum(cost_usd)", "sum(cost_usd)", "sum"),
+    "first_seen": Intermediate("min(timestamp)", "min(first_seen)", "min"),
+    "last_seen": Intermediate("max(timestamp)", "max(last_seen)", "max"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A logical metric: the SQL over merged intermediates, its unit and what it needs.
+
+    ``expression`` may use ``{minutes}``, the length in minutes of the bucket (or range)
+    it is computed over. ``kind`` is ``count``, ``ratio``, ``latency``, ``bytes``,
+    ``money``, ``time`` or ``rate``; it decides rounding and the empty value.
+    """
+
+    name: str
+    expression: str
+    needs: tuple[str, ...]
+    unit: str
+    kind: str
+    description: str
+
+
+def _q(index: int) -> str:
+    return f"arrayElement(req_latency_q, {index})"
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("requests", "req_count", ("req_count",), "requests", "count", "API requests"),
+        Metric(
+            "requests_per_minute",
+            "req_count / {minutes}",
+            ("req_count",),
+            "requests/min",
+            "rate",
+            "API requests per minute over the bucket or range",
+        ),
+        Metric(
+            "client_errors",
+            "req_client_errors",
+            ("req_client_errors",),
+            "requests",
+            "count",
+            "Requests answered 4xx",
+        ),
+        Metric(
+            "server_errors",
+            "req_server_errors",
+            ("req_server_errors",),
+            "requests",
+            "count",
+            "Requests answered 5xx",
+        ),
+        Metric(
+            "errors",
+            "req_client_errors + req_server_errors",
+            ("req_client_errors", "req_server_errors"),
+            "requests",
+            "count",
+            "Requests answered 4xx or 5xx",
+        ),
+        Metric(
+            "error_rate",
+            "if(req_count > 0, (req_client_errors + req_server_errors) / req_count, 0)",
+            ("req_count", "req_client_errors", "req_server_errors"),
+            "ratio",
+            "ratio",
+            "Share of requests answered 4xx or 5xx (0–1)",
+        ),
+        Metric(
+            "server_error_rate",
+            "if(req_count > 0, req_server_errors / req_count, 0)",
+            ("req_count", "req_server_errors"),
+            "ratio",
+            "ratio",
+            "Share of requests answered 5xx (0–1)",
+        ),
+        Metric(
+            "latency_avg",
+            "if(req_latency_count > 0, req_latency_sum / req_latency_count, NULL)",
+            ("req_latency_count", "req_latency_sum"),
+            "ms",
+            "latency",
+            "Mean latency",
+        ),
+        Metric("latency_p50", _q(1), ("req_latency_q",), "ms", "latency", "Median latency"),
+        Metric(
+            "latency_p95", _q(2), ("req_latency_q",), "ms", "latency", "95th percentile latency"
+        ),
+        Metric(
+            "latency_p99", _q(3), ("req_latency_q",), "ms", "latency", "99th percentile latency"
+        ),
+        Metric(
+            "bandwidth_bytes",
+            "req_bytes",
+            ("req_bytes",),
+            "bytes",
+            "bytes",
+            "Request plus response body bytes",
+        ),
+        Metric(
+            "unique_consumers",
+            "req_consumers",
+            ("req_consumers",),
+            "consumers",
+            "count",
+            "Distinct consumers that made requests",
+        ),
+        Metric("llm_requests", "llm_count", ("llm_count",), "calls", "count", "LLM calls recorded"),
+        Metric(
+            "tokens",
+            "llm_input_tokens + llm_output_tokens",
+            ("llm_input_tokens", "llm_output_tokens"),
+            "tokens",
+            "count",
+            "LLM input plus output tokens",
+        ),
+        Metric(
+            "input_tokens",
+            "llm_input_tokens",
+            ("llm_input_tokens",),
+            "tokens",
+            "count",
+            "LLM input tokens",
+        ),
+        Metric(
+            "output_tokens",
+            "llm_output_tokens",
+            ("llm_output_tokens",),
+            "tokens",
+            "count",
+            "LLM output tokens",
+        ),
+        Metric("cost_usd", "llm_cost", ("llm_cost",), "USD", "money", "LLM cost in US dollars"),
+        Metric("events", "all_count", ("all_count",), "events", "count", "Events of every type"),
+        Metric("first_seen", "first_seen", ("first_seen",), "time", "time", "Earliest event time"),
+        Metric("last_seen", "last_seen", ("last_seen",), "time", "time", "Latest event time"),
+    )
+}
+"""Every logical metric, by name."""
+
+# Metrics whose value is replaced by these when computed over no rows at all.
+EMPTY_VALUES: dict[str, float | None] = {
+    "count": 0,
+    "rate": 0,
+    "ratio": 0,
+    "bytes": 0,
+    "money": 0,
+    "latency": None,
+    "time": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    """A logical dimension and the ClickHouse type its filter values bind as."""
+
+    name: str
+    value_type: str
+    description: str
+
+
+DIMENSIONS: dict[str, Dimension] = {
+    d.name: d
+    for d in (
+        Dimension("route", "String", "Route template, e.g. /orders/:id"),
+        Dimension("method", "String", "HTTP method"),
+        Dimension("status", "UInt16", "HTTP status code"),
+        Dimension("status_class", "String", "2xx, 3xx, 4xx or 5xx"),
+        Dimension("consumer_id", "String", "The API's customer"),
+        Dimension("user_id", "String", "End user"),
+        Dimension("api_token_id", "String", "API token used"),
+        Dimension("region", "String", "Country or region code"),
+        Dimension("model", "String", "LLM model"),
+        Dimension("type", "String", "Event type"),
+    )
+}
+"""Every dimension queries may group or filter by."""

@@ -1,0 +1,162 @@
+"""The ``Store`` interface: what the rest of Meterline may ask of the analytics store.
+
+A backend implements four primitives (run a statement, select rows, insert a JSON
+payload, close); everything else — migrations, crash-recovery look-ups, erasure — is
+built on them here, so both backends behave identically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from meterline.events import ROW_COLUMNS, EventRow
+from meterline.store.schema import GRANULARITIES, MIGRATIONS, rollup_table
+
+log = logging.getLogger(__name__)
+
+_INSERT_COLUMNS = ", ".join(ROW_COLUMNS)
+_TS_INDEX = ROW_COLUMNS.index("timestamp")
+_encoder = msgspec.json.Encoder()
+
+
+class Store(ABC):
+    """An analytics store speaking ClickHouse SQL.
+
+    Contract:
+        * ``migrate()`` brings the schema to the newest version and is idempotent.
+        * ``insert_rows(rows)`` stores validated rows; once it returned,
+          ``inserted_batches`` reports the ``ingest_batch`` values of those rows.
+        * ``select(sql, params)`` runs a read with ``{name:Type}`` bound parameters and
+          returns rows as dicts; values are never spliced into SQL.
+        * Driver errors surface as :class:`meterline.errors.StoreError`.
+
+    Example:
+        >>> store = store_from_url("chdb:///tmp/meterline-store")  # doctest: +SKIP
+        >>> store.migrate()  # doctest: +SKIP
+        >>> store.select("SELECT count() AS n FROM {db}.events", {})  # doctest: +SKIP
+        [{'n': 0}]
+    """
+
+    SCHEMES: ClassVar[tuple[str, ...]] = ()
+    database: str
+
+    @abstractmethod
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns nothing. ``{db}`` is replaced by the database."""
+
+    @abstractmethod
+    def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a query and return its rows as dicts. ``{db}`` is replaced by the database."""
+
+    @abstractmethod
+    def _insert_json(self, table: str, columns: str, payload: bytes) -> None:
+        """Insert ``JSONCompactEachRow`` lines into ``table``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the backend's resources; the store is unusable afterwards."""
+
+    # -- built on the primitives ---------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations in order; returns the versions applied."""
+        self.command("CREATE DATABASE IF NOT EXISTS {db}")
+        self.command(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+            "(version UInt32, description String, applied_at DateTime('UTC') DEFAULT now()) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
+        done = {
+            int(r["version"]) for r in self.select("SELECT version FROM {db}.schema_migrations")
+        }
+        applied = []
+        for version, description, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                self.command(statement)
+            self.command(
+                "INSERT INTO {db}.schema_migrations (version, description) "
+                "VALUES ({v:UInt32}, {d:String})",
+                {"v": version, "d": description},
+            )
+            log.info("store migration %d applied: %s", version, description)
+            applied.append(version)
+        return applied
+
+    def insert_rows(self, rows: Sequence[EventRow]) -> None:
+        """Insert validated event rows (their ``ingest_batch`` names their log record)."""
+        if not rows:
+            return
+        lines = []
+        for row in rows:
+            out = list(row)
+            ts = out[_TS_INDEX]
+            # DateTime64 reads a JSON number as seconds, so send seconds with millis.
+            out[_TS_INDEX] = f"{ts // 1000}.{ts % 1000:03d}"
+            lines.append(_encoder.encode(out))
+        self._insert_json("events", _INSERT_COLUMNS, b"\n".join(lines))
+
+    def inserted_batches(self, batch_ids: Iterable[str]) -> set[str]:
+        """Which of ``batch_ids`` already reached the store (used when replaying the log)."""
+        ids = list(batch_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            names = {f"b{i}": v for i, v in enumerate(chunk)}
+            placeholders = ", ".join(f"{{{k}:String}}" for k in names)
+            rows = self.select(
+                f"SELECT DISTINCT ingest_batch FROM {{db}}.events "
+                f"WHERE ingest_batch IN ({placeholders})",
+                names,
+            )
+            found.update(r["ingest_batch"] for r in rows)
+        return found
+
+    def recent_event_keys(self, since_ms: int, limit: int) -> list[tuple[str, str]]:
+        """``(org_id, event_id)`` of the newest stored events received since ``since_ms``."""
+        rows = self.select(
+            "SELECT org_id, event_id FROM {db}.events "
+            "WHERE received_at >= toDateTime({since:UInt32}) "
+            "ORDER BY received_at DESC LIMIT {limit:UInt64}",
+            {"since": since_ms // 1000, "limit": limit},
+        )
+        return [(r["org_id"], r["event_id"]) for r in rows]
+
+    def erase_consumer(self, org_id: str, consumer_id: str) -> None:
+        """Delete every stored trace of one consumer of one org (GDPR erasure).
+
+        Raw events and the per-consumer rollups lose the consumer's rows; the other
+        rollups keep only anonymous counts and one-way hashes of the id.
+        """
+        params = {"org": org_id, "consumer": consumer_id}
+        where = "WHERE org_id = {org:String} AND consumer_id = {consumer:String}"
+        self.command(
+            f"ALTER TABLE {{db}}.events DELETE {where} SETTINGS mutations_sync = 2", params
+        )
+        for granularity in GRANULARITIES:
+            table = rollup_table("consumers", granularity)
+            self.command(
+                f"ALTER TABLE {{db}}.{table} DELETE {where} SETTINGS mutations_sync = 2", params
+            )
+
+    def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+        try:
+            return bool(self.select("SELECT 1 AS ok")[0]["ok"] == 1)
+        except Exception:
+            return False
+
+    def timed_select(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], float]:
+        """``select`` plus its wall time in seconds (for metrics)."""
+        started = time.perf_counter()
+        rows = self.select(sql, params)
+        return rows, time.perf_counter() - started

@@ -1,0 +1,184 @@
+"""The analytics schema: raw events, rollups and the materialised views that feed them.
+
+One DDL for both backends (chDB embedded and a ClickHouse server). Rollups are kept at
+three granularities and four widths; each holds counts, sums and mergeable states (a
+DDSketch for latency percentiles, an exact distinct set for consumers), so any range and
+any granularity can be answered from them without rescanning raw rows.
+
+Retention is a TTL on every table: each row carries the retention of its org's plan at
+ingest and expires ``retention_days`` after it was received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GRANULARITIES: dict[str, str] = {
+    "minute": "toStartOfMinute",
+    "hour": "toStartOfHour",
+    "day": "toStartOfDay",
+}
+"""Rollup granularity → the ClickHouse function that truncates a timestamp to it."""
+
+GRANULARITY_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
+
+LATENCY_QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
+"""Quantile levels kept in the latency sketches (DDSketch, 1 % relative accuracy)."""
+
+_DD = "quantilesDD(0.01, " + ", ".join(str(q) for q in LATENCY_QUANTILES) + ")"
+
+STATUS_CLASS_SQL = (
+    "multiIf(status >= 500, '5xx', status >= 400, '4xx', status >= 300, '3xx', "
+    "status >= 200, '2xx', status >= 100, '1xx', '')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupWidth:
+    """A family of rollup tables keyed by the same dimensions."""
+
+    name: str
+    dimensions: tuple[str, ...]
+
+
+ROLLUP_WIDTHS: tuple[RollupWidth, ...] = (
+    RollupWidth("totals", ("type",)),
+    RollupWidth("routes", ("type", "route", "method", "status_class")),
+    RollupWidth("consumers", ("type", "consumer_id")),
+    RollupWidth("full", ("type", "route", "method", "status", "status_class", "region", "model")),
+)
+"""Narrowest first: the planner picks the first width that covers a query."""
+
+
+def rollup_table(width: str, granularity: str) -> str:
+    """Name of the rollup table of ``width`` at ``granularity``."""
+    return f"rollup_{width}_{granularity}"
+
+
+_DIM_TYPES = {
+    "type": "LowCardinality(String)",
+    "route": "LowCardinality(String)",
+    "method": "LowCardinality(String)",
+    "status": "UInt16",
+    "status_class": "LowCardinality(String)",
+    "region": "LowCardinality(String)",
+    "model": "LowCardinality(String)",
+    "consumer_id": "String",
+}
+
+AGGREGATE_COLUMNS: dict[str, tuple[str, str]] = {
+    # name: (column type, expression over raw events)
+    "requests": ("SimpleAggregateFunction(sum, UInt64)", "count()"),
+    "client_errors": (
+        "SimpleAggregateFunction(sum, UInt64)",
+        "countIf(status >= 400 AND status < 500)",
+    ),
+    "server_errors": ("SimpleAggregateFunction(sum, UInt64)", "countIf(status >= 500)"),
+    "latency_count": ("SimpleAggregateFunction(sum, UInt64)", "countIf(latency_ms >= 0)"),
+    "latency_sum": ("SimpleAggregateFunction(sum, Float64)", "sumIf(latency_ms, latency_ms >= 0)"),
+    "request_bytes": ("SimpleAggregateFunction(sum, UInt64)", "sum(request_size)"),
+    "response_bytes": ("SimpleAggregateFunction(sum, UInt64)", "sum(response_size)"),
+    "input_tokens": ("SimpleAggregateFunction(sum, UInt64)", "sum(input_tokens)"),
+    "output_tokens": ("SimpleAggregateFunction(sum, UInt64)", "sum(output_tokens)"),
+    "cost_usd": ("SimpleAggregateFunction(sum, Float64)", "sum(cost_usd)"),
+    "first_seen": ("SimpleAggregateFunction(min, DateTime64(3, 'UTC'))", "min(timestamp)"),
+    "last_seen": ("SimpleAggregateFunction(max, DateTime64(3, 'UTC'))", "max(timestamp)"),
+    "received_at": ("SimpleAggregateFunction(max, DateTime('UTC'))", "max(received_at)"),
+    "retention_days": ("SimpleAggregateFunction(max, UInt16)", "max(retention_days)"),
+    "latency_q": (
+        f"AggregateFunction({_DD}, Float64)",
+        f"{_DD.replace('quantilesDD', 'quantilesDDStateIf')}(latency_ms, latency_ms >= 0)",
+    ),
+    "consumers": (
+        "AggregateFunction(uniqExact, String)",
+        "uniqExactStateIf(consumer_id, consumer_id != '')",
+    ),
+}
+"""Aggregate columns shared by every rollup table: column type and raw-event expression."""
+
+EVENTS_DDL = """
+CREATE TABLE IF NOT EXISTS {db}.events (
+    org_id LowCardinality(String),
+    event_id String,
+    type LowCardinality(String),
+    timestamp DateTime64(3, 'UTC'),
+    received_at DateTime('UTC'),
+    retention_days UInt16,
+    method LowCardinality(String),
+    path String,
+    route LowCardinality(String),
+    status UInt16,
+    latency_ms Float64,
+    consumer_id String,
+    user_id String,
+    api_token_id String,
+    region LowCardinality(String),
+    request_size UInt64,
+    response_size UInt64,
+    user_agent String,
+    client_ip String,
+    model LowCardinality(String),
+    input_tokens UInt64,
+    output_tokens UInt64,
+    cost_usd Float64,
+    success Int8,
+    session_id String,
+    tier LowCardinality(String),
+    error String,
+    agent LowCardinality(String),
+    chat_id String,
+    rating UInt8,
+    comment String,
+    properties String,
+    ingest_batch String,
+    status_class LowCardinality(String) MATERIALIZED {status_class}
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (org_id, toStartOfHour(timestamp), type, route, timestamp)
+TTL received_at + toIntervalDay(retention_days)
+SETTINGS index_granularity = 8192
+"""
+
+
+def _rollup_ddl(width: RollupWidth, granularity: str) -> list[str]:
+    table = rollup_table(width.name, granularity)
+    dims = ",\n    ".join(f"{d} {_DIM_TYPES[d]}" for d in width.dimensions)
+    aggs = ",\n    ".join(f"{name} {ctype}" for name, (ctype, _) in AGGREGATE_COLUMNS.items())
+    key = ", ".join(("org_id", "bucket", *width.dimensions))
+    partition = "toYYYYMM(bucket)" if granularity != "day" else "toYear(bucket)"
+    create = (
+        f"CREATE TABLE IF NOT EXISTS {{db}}.{table} (\n"
+        "    org_id LowCardinality(String),\n    bucket DateTime('UTC'),\n"
+        f"    {dims},\n    {aggs}\n"
+        f") ENGINE = AggregatingMergeTree\nPARTITION BY {partition}\nORDER BY ({key})\n"
+        f"TTL received_at + toIntervalDay(retention_days)"
+    )
+    select_dims = ", ".join(width.dimensions)
+    select_aggs = ",\n    ".join(
+        f"{expr} AS {name}" for name, (_, expr) in AGGREGATE_COLUMNS.items()
+    )
+    view = (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_mv TO {{db}}.{table} AS\n"
+        f"SELECT org_id, toDateTime({GRANULARITIES[granularity]}(timestamp), 'UTC') AS bucket, "
+        f"{select_dims},\n    {select_aggs}\nFROM {{db}}.events\n"
+        f"GROUP BY org_id, bucket, {select_dims}"
+    )
+    return [create, view]
+
+
+def _initial_schema() -> list[str]:
+    statements = [EVENTS_DDL.replace("{status_class}", STATUS_CLASS_SQL)]
+    for width in ROLLUP_WIDTHS:
+        for granularity in GRANULARITIES:
+            statements.extend(_rollup_ddl(width, granularity))
+    return statements
+
+
+MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
+    (1, "raw events, rollups and their views", _initial_schema()),
+)
+"""Versioned schema migrations: ``(version, description, statements)``, applied in order.
+
+Statements use ``{db}`` for the database name. A released migration is never edited;
+changes go in a new version.
+"""

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from meterline.auth import AuthService, engine_from_url, migrate
+from meterline.auth import AuthService
+from meterline.metadb import engine_from_url, migrate
 
 T = TypeVar("T")
 

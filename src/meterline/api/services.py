@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from meterline.auth import AuthService, engine_from_url, migrate
+from meterline.auth import AuthService
 from meterline.clock import Clock, system_clock
 from meterline.config import Settings
 from meterline.events import PriceTable, RouteNormaliser
 from meterline.ingest import IngestService, IngestWriter
+from meterline.metadb import engine_from_url, migrate
 from meterline.query import QueryService
 from meterline.store import Store, store_from_url
 from meterline.telemetry import Telemetry

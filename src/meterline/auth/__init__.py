@@ -5,7 +5,6 @@ Every request is turned into a :class:`Principal` whose ``org_id`` scopes every 
 
 from __future__ import annotations
 
-from meterline.auth.metadata import engine_from_url, migrate
 from meterline.auth.scopes import ALL_SCOPES, Scope, parse_scopes
 from meterline.auth.service import AuthService, Principal
 from meterline.auth.tokens import TOKEN_LIFETIME, TokenClaims, TokenSigner
@@ -18,7 +17,5 @@ __all__ = [
     "Scope",
     "TokenClaims",
     "TokenSigner",
-    "engine_from_url",
-    "migrate",
     "parse_scopes",
 ]

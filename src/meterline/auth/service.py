@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from meterline.auth import metadata as md
+from meterline.auth import tables as md
 from meterline.auth.scopes import Scope, parse_scopes
 from meterline.auth.secrets import hash_secret, new_id, new_secret, secret_matches
 from meterline.auth.tokens import TOKEN_LIFETIME, TokenSigner

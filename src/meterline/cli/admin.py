@@ -18,7 +18,8 @@ MetadataUrl = Annotated[str | None, typer.Option("--metadata", help="Metadata da
 
 
 def _auth(data_dir: Path, metadata: str | None) -> Any:
-    from meterline.auth import AuthService, engine_from_url, migrate
+    from meterline.auth import AuthService
+    from meterline.metadb import engine_from_url, migrate
 
     settings = Settings.from_env(data_dir=data_dir, metadata_url=metadata)
     engine = engine_from_url(settings.resolved_metadata_url)

@@ -93,8 +93,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120)
 
 
 def _demo_credentials(data_dir: Path) -> dict[str, Any]:
-    from meterline.auth import AuthService, engine_from_url, migrate
+    from meterline.auth import AuthService
     from meterline.config import Settings
+    from meterline.metadb import engine_from_url, migrate
 
     saved = data_dir / "demo-credentials.json"
     if saved.exists():

@@ -16,6 +16,7 @@ from meterline.events.schema import (
     EventRow,
     RawEvent,
     parse_timestamp,
+    rejection_from_decode_error,
     validate_event,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "RouteNormaliser",
     "anonymise_ip",
     "parse_timestamp",
+    "rejection_from_decode_error",
     "validate_event",
 ]

@@ -45,6 +45,20 @@ class RouteNormaliser:
         self._rules = tuple((re.compile(p), r) for p, r in rules)
         self.normalise = lru_cache(maxsize=100_000)(self._normalise)
 
+    @staticmethod
+    @lru_cache(maxsize=100_000)
+    def _classify(segment: str) -> str:
+        for pattern, replacement in _BUILTIN:
+            if pattern.match(segment):
+                return replacement
+        return segment
+
+    def _segment(self, segment: str) -> str:
+        # Plain numbers are the most common id and never worth a cache slot.
+        if segment.isdigit():
+            return ":id"
+        return self._classify(segment) if segment else segment
+
     def _normalise(self, path: str) -> str:
         path = path.split("?", 1)[0].split("#", 1)[0] or "/"
         if not path.startswith("/"):
@@ -53,16 +67,7 @@ class RouteNormaliser:
             match = pattern.fullmatch(path)
             if match:
                 return match.expand(replacement)
-        segments = path.split("/")
-        out = []
-        for segment in segments:
-            for pattern, replacement in _BUILTIN:
-                if segment and pattern.match(segment):
-                    out.append(replacement)
-                    break
-            else:
-                out.append(segment)
-        route = "/".join(out)
+        route = "/".join(map(self._segment, path.split("/")))
         if len(route) > 1 and route.endswith("/"):
             route = route[:-1]
         return route[:512]

@@ -1,17 +1,19 @@
 """Wire schema of one event and its validation into a store row.
 
-Decoding is done by msgspec into :class:`RawEvent` (every field optional, unknown fields
-ignored) so one bad event never fails its batch; :func:`validate_event` then applies the
-per-type rules of the event contract and returns either an :data:`EventRow` ready for
-the store or an :class:`EventRejection` saying what to fix.
+Decoding is done by msgspec into :class:`RawEvent`, which checks field types, ranges and
+lengths in C (unknown fields are ignored); a batch that fails is decoded again item by
+item, so one bad event never fails its neighbours. :func:`validate_event` then applies
+the per-type rules of the event contract and returns either an :data:`EventRow` ready
+for the store or an :class:`EventRejection` saying what to fix.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -61,7 +63,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 EventRow = list[Any]
 """One event as the store keeps it, values in :data:`ROW_COLUMNS` order.
 
-``timestamp`` is epoch milliseconds, ``received_at`` epoch seconds, ``latency_ms`` NaN
+``timestamp`` is epoch milliseconds, ``received_at`` epoch seconds, ``latency_ms`` -1
 when unknown and ``success`` -1 when unknown. ``ingest_batch`` is filled by the writer.
 """
 
@@ -72,40 +74,58 @@ _METHODS = frozenset(
 # plausibly explains, are refused rather than silently expired or misplaced.
 _MAX_AGE_MS = 5 * 366 * 86_400_000
 _MAX_FUTURE_MS = 86_400_000
+_BIG = 2**53
+
+
+def _text(limit: int) -> Any:
+    return Annotated[str, msgspec.Meta(max_length=limit)]
+
+
+def _ident(limit: int) -> Any:
+    # Identifiers may arrive as numbers; they are stored as text.
+    return Annotated[str, msgspec.Meta(max_length=limit)] | int
+
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=_BIG)]
+Amount = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class RawEvent(msgspec.Struct, forbid_unknown_fields=False):
-    """An event as sent by a client; every field is optional until validated."""
+    """An event as sent by a client, with the types and bounds of the event contract.
 
-    event_id: Any = None
-    type: Any = "request"
-    timestamp: Any = None
-    properties: Any = None
-    method: Any = None
-    path: Any = None
-    route: Any = None
-    status: Any = None
-    latency_ms: Any = None
-    consumer_id: Any = None
-    user_id: Any = None
-    api_token_id: Any = None
-    region: Any = None
-    request_size: Any = None
-    response_size: Any = None
-    user_agent: Any = None
-    client_ip: Any = None
-    model: Any = None
-    input_tokens: Any = None
-    output_tokens: Any = None
-    cost_usd: Any = None
-    success: Any = None
-    session_id: Any = None
-    tier: Any = None
-    error: Any = None
-    agent: Any = None
-    chat_id: Any = None
-    rating: Any = None
-    comment: Any = None
+    Per-type rules (a request needs a path, an llm event a model, …) are checked by
+    :func:`validate_event`, which also fills defaults and normalises values.
+    """
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | int
+    type: Literal["request", "llm", "code_execution", "feedback", "custom"] = "request"
+    timestamp: int | float | str | None = None
+    properties: dict[str, Any] | None = None
+    method: _text(16) = ""  # type: ignore[valid-type]
+    path: _text(2048) = ""  # type: ignore[valid-type]
+    route: _text(512) = ""  # type: ignore[valid-type]
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)] | None = None
+    latency_ms: Amount | None = None
+    consumer_id: _ident(256) = ""  # type: ignore[valid-type]
+    user_id: _ident(256) = ""  # type: ignore[valid-type]
+    api_token_id: _ident(256) = ""  # type: ignore[valid-type]
+    region: _text(64) = ""  # type: ignore[valid-type]
+    request_size: Count = 0
+    response_size: Count = 0
+    user_agent: str = ""
+    client_ip: str = ""
+    model: _text(128) = ""  # type: ignore[valid-type]
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cost_usd: Amount | None = None
+    success: bool | None = None
+    session_id: _ident(256) = ""  # type: ignore[valid-type]
+    tier: _text(64) = ""  # type: ignore[valid-type]
+    error: str = ""
+    agent: _text(128) = ""  # type: ignore[valid-type]
+    chat_id: _ident(256) = ""  # type: ignore[valid-type]
+    rating: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+    comment: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +134,30 @@ class EventRejection:
 
     code: str
     message: str
+
+
+_AT = re.compile(r" - at `\$(?:\[\d+\])?\.?([^`]*)`$")
+
+
+def rejection_from_decode_error(
+    error: msgspec.ValidationError | msgspec.DecodeError,
+) -> EventRejection:
+    """Turn msgspec's message (``Expected `int` >= 100, got `99` - at `$.status```) into
+    one that names the field first."""
+    text = str(error)
+    if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
+        return EventRejection("VALIDATION_ERROR", "this event is not valid JSON")
+    match = _AT.search(text)
+    detail = _AT.sub("", text)
+    if text.startswith("Object missing required field"):
+        field = text.split("`")[1]
+        return EventRejection("VALIDATION_ERROR", f"'{field}' is required")
+    if match and match.group(1):
+        field = match.group(1)
+        return EventRejection("VALIDATION_ERROR", f"'{field}': {detail.lower()}")
+    if text.startswith("Expected `object`"):
+        return EventRejection("VALIDATION_ERROR", "each event must be a JSON object")
+    return EventRejection("VALIDATION_ERROR", detail)
 
 
 class _Invalid(Exception):
@@ -144,55 +188,21 @@ def parse_timestamp(value: Any) -> int:
     raise ValueError("timestamp must be an ISO 8601 string or epoch milliseconds")
 
 
-def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str:
-    if value is None:
-        if required:
-            raise _Invalid(f"'{field}' is required")
-        return ""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _Invalid(f"'{field}' must be a string")
-    text = str(value)
-    if len(text) > limit:
-        raise _Invalid(f"'{field}' is longer than {limit} characters")
-    return text
-
-
-def _truncated(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
-
-
-def _int(value: Any, field: str, lo: int, hi: int, *, default: int | None = None) -> int:
-    if value is None:
-        if default is None:
-            raise _Invalid(f"'{field}' is required")
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise _Invalid(f"'{field}' must be an integer")
-    number = int(value)
-    if not lo <= number <= hi:
-        raise _Invalid(f"'{field}' must be between {lo} and {hi}")
-    return number
-
-
-def _number(value: Any, field: str) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Invalid(f"'{field}' must be a finite number")
-    if value < 0:
-        raise _Invalid(f"'{field}' must not be negative")
-    return float(value)
-
-
-def _success(value: Any) -> int:
-    if value is None:
-        return -1
-    if not isinstance(value, bool):
-        raise _Invalid("'success' must be true or false")
-    return int(value)
-
-
-_BIG = 2**53
+def _timestamp(raw: RawEvent, now_ms: int) -> int:
+    if raw.timestamp is None:
+        return now_ms
+    try:
+        ts = parse_timestamp(raw.timestamp)
+    except (ValueError, OverflowError, OSError):
+        raise _Invalid(
+            "'timestamp' must be ISO 8601 (2026-11-23T10:00:00Z) or epoch milliseconds",
+            "DATE_FORMAT_INVALID",
+        ) from None
+    if ts > now_ms + _MAX_FUTURE_MS:
+        raise _Invalid("'timestamp' is more than a day in the future; check the clock")
+    if ts < now_ms - _MAX_AGE_MS:
+        raise _Invalid("'timestamp' is older than any plan keeps data")
+    return ts
 
 
 def validate_event(
@@ -204,7 +214,7 @@ def validate_event(
     normaliser: RouteNormaliser,
     prices: PriceTable,
 ) -> EventRow | EventRejection:
-    """Check one decoded event against the event contract and build its store row.
+    """Check one decoded event against the per-type rules and build its store row.
 
     Never raises: every problem becomes an :class:`EventRejection` naming the field.
     """
@@ -222,70 +232,42 @@ def _build_row(
     normaliser: RouteNormaliser,
     prices: PriceTable,
 ) -> EventRow:
-    event_id = _text(raw.event_id, "event_id", 128, required=True)
-    if not event_id:
-        raise _Invalid("'event_id' must not be empty")
-    kind = raw.type if raw.type is not None else "request"
-    if kind not in EVENT_TYPES:
-        raise _Invalid(f"'type' must be one of {', '.join(EVENT_TYPES)}")
-    if raw.timestamp is None:
-        ts = now_ms
-    else:
-        try:
-            ts = parse_timestamp(raw.timestamp)
-        except (ValueError, OverflowError, OSError):
-            raise _Invalid(
-                "'timestamp' must be ISO 8601 (2026-11-23T10:00:00Z) or epoch milliseconds",
-                "DATE_FORMAT_INVALID",
-            ) from None
-        if ts > now_ms + _MAX_FUTURE_MS:
-            raise _Invalid("'timestamp' is more than a day in the future; check the clock")
-        if ts < now_ms - _MAX_AGE_MS:
-            raise _Invalid("'timestamp' is older than any plan keeps data")
-    properties = raw.properties
-    if properties is None:
-        props_text = ""
-    elif isinstance(properties, dict):
-        props_text = msgspec.json.encode(properties).decode()
+    kind = raw.type
+    ts = _timestamp(raw, now_ms)
+    props = raw.properties
+    props_text = ""
+    if props:
+        props_text = msgspec.json.encode(props).decode()
         if len(props_text) > 16_384:
             raise _Invalid("'properties' is larger than 16 KiB once encoded")
-    else:
-        raise _Invalid("'properties' must be an object")
-
     method = path = route = ""
     status = 0
-    latency = _number(raw.latency_ms, "latency_ms")
-    request_size = response_size = input_tokens = output_tokens = rating = 0
     cost = 0.0
-    model = _text(raw.model, "model", 128)
     if kind == "request":
-        method = _text(raw.method, "method", 16).upper() or "GET"
+        method = raw.method.upper() if raw.method else "GET"
         if method not in _METHODS:
             raise _Invalid(f"'method' must be one of {', '.join(sorted(_METHODS))}")
-        path = _text(raw.path, "path", 2048).split("?", 1)[0]
-        route = _text(raw.route, "route", 512)
+        path = raw.path.split("?", 1)[0] if raw.path else ""
+        route = raw.route or (normaliser.normalise(path) if path else "")
         if not route:
-            if not path:
-                raise _Invalid("a request event needs 'path' or 'route'")
-            route = normaliser.normalise(path)
-        status = _int(raw.status, "status", 100, 599)
-        request_size = _int(raw.request_size, "request_size", 0, _BIG, default=0)
-        response_size = _int(raw.response_size, "response_size", 0, _BIG, default=0)
+            raise _Invalid("a request event needs 'path' or 'route'")
+        if raw.status is None:
+            raise _Invalid("'status' is required for a request event")
+        status = raw.status
     elif kind == "llm":
-        if not model:
+        if not raw.model:
             raise _Invalid("an llm event needs 'model'")
-        input_tokens = _int(raw.input_tokens, "input_tokens", 0, _BIG, default=0)
-        output_tokens = _int(raw.output_tokens, "output_tokens", 0, _BIG, default=0)
-        if raw.cost_usd is None:
-            cost = prices.cost(model, input_tokens, output_tokens)
-        else:
-            cost = _number(raw.cost_usd, "cost_usd")
-    elif kind == "feedback":
-        rating = _int(raw.rating, "rating", 1, 5)
-
+        cost = (
+            prices.cost(raw.model, raw.input_tokens, raw.output_tokens)
+            if raw.cost_usd is None
+            else raw.cost_usd
+        )
+    elif kind == "feedback" and raw.rating is None:
+        raise _Invalid("a feedback event needs 'rating' (1 to 5)")
+    success = raw.success
     return [
         org_id,
-        event_id,
+        str(raw.event_id),
         kind,
         ts,
         now_ms // 1000,
@@ -294,27 +276,27 @@ def _build_row(
         path,
         route,
         status,
-        latency,
-        _text(raw.consumer_id, "consumer_id", 256),
-        _text(raw.user_id, "user_id", 256),
-        _text(raw.api_token_id, "api_token_id", 256),
-        _text(raw.region, "region", 64),
-        request_size,
-        response_size,
-        _truncated(raw.user_agent, 512),
-        anonymise_ip(raw.client_ip) if isinstance(raw.client_ip, str) else "",
-        model,
-        input_tokens,
-        output_tokens,
+        -1.0 if raw.latency_ms is None else float(raw.latency_ms),
+        str(raw.consumer_id),
+        str(raw.user_id),
+        str(raw.api_token_id),
+        raw.region,
+        raw.request_size,
+        raw.response_size,
+        raw.user_agent[:512],
+        anonymise_ip(raw.client_ip) if raw.client_ip else "",
+        raw.model,
+        raw.input_tokens,
+        raw.output_tokens,
         cost,
-        _success(raw.success),
-        _text(raw.session_id, "session_id", 256),
-        _text(raw.tier, "tier", 64),
-        _truncated(raw.error, 1024),
-        _text(raw.agent, "agent", 128),
-        _text(raw.chat_id, "chat_id", 256),
-        rating,
-        _truncated(raw.comment, 4096),
+        -1 if success is None else int(success),
+        str(raw.session_id),
+        raw.tier,
+        raw.error[:1024],
+        raw.agent,
+        str(raw.chat_id),
+        raw.rating or 0,
+        raw.comment[:4096],
         props_text,
         "",
     ]

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import msgspec
 
 from meterline.errors import PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError
-from meterline.events import EventRejection, RawEvent
+from meterline.events import EventRejection, RawEvent, rejection_from_decode_error
 
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+_TYPED_ITEMS = msgspec.json.Decoder(list[RawEvent])
 _ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _EVENT = msgspec.json.Decoder(RawEvent)
 
@@ -50,13 +51,11 @@ def _gunzip(body: bytes, max_bytes: int) -> bytes:
     return data
 
 
-def _item(raw: bytes) -> RawEvent | EventRejection:
+def _item(raw: bytes | msgspec.Raw) -> RawEvent | EventRejection:
     try:
         return _EVENT.decode(raw)
-    except msgspec.ValidationError:
-        return EventRejection("VALIDATION_ERROR", "each event must be a JSON object")
-    except msgspec.DecodeError:
-        return EventRejection("VALIDATION_ERROR", "this line is not valid JSON")
+    except msgspec.DecodeError as exc:
+        return rejection_from_decode_error(exc)
 
 
 def decode_body(
@@ -77,44 +76,63 @@ def decode_body(
         )
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime in NDJSON_TYPES:
-        raws: list[msgspec.Raw] | list[bytes] = [line for line in body.split(b"\n") if line.strip()]
+        items = _lines(body)
     elif mime in JSON_TYPES:
-        raws = _json_items(body)
+        items = _json_items(body, max_events)
     else:
         raise UnsupportedMediaTypeError(
             f"Content-Type {mime!r} is not supported",
             details="Send application/json (an array or an object with 'events') "
             "or application/x-ndjson.",
         )
-    if len(raws) > max_events:
+    _check_count(len(items), max_events)
+    return DecodedBody(items)
+
+
+def _check_count(count: int, max_events: int) -> None:
+    if count > max_events:
         raise PayloadTooLargeError(
-            f"{len(raws)} events in one request; at most {max_events} are allowed",
+            f"{count} events in one request; at most {max_events} are allowed",
             details="Split the events into smaller requests.",
         )
-    return DecodedBody([_item(bytes(raw)) for raw in raws])
 
 
-def _json_items(body: bytes) -> list[msgspec.Raw] | list[bytes]:
+def _array(array: bytes | msgspec.Raw, max_events: int) -> list[RawEvent | EventRejection]:
+    """Decode a JSON array of events: all at once in C when every item is valid (the
+    common case), else item by item so each problem is reported at its index."""
+    try:
+        typed: list[RawEvent | EventRejection] = list(_TYPED_ITEMS.decode(array))
+    except msgspec.ValidationError:
+        raws = _ITEMS.decode(array)
+        _check_count(len(raws), max_events)
+        return [_item(raw) for raw in raws]
+    _check_count(len(typed), max_events)
+    return typed
+
+
+def _lines(body: bytes) -> list[RawEvent | EventRejection]:
+    return [_item(line) for line in body.split(b"\n") if line.strip()]
+
+
+def _json_items(body: bytes, max_events: int) -> list[RawEvent | EventRejection]:
     stripped = body.lstrip()
     try:
         if stripped[:1] == b"[":
-            return _ITEMS.decode(body)
+            return _array(body, max_events)
         if stripped[:1] == b"{":
+            if b"\n{" in stripped.rstrip():
+                # A JSON object per line sent as application/json: read it as NDJSON.
+                return _lines(body)
             envelope = _ENVELOPE.decode(body)
             if "events" in envelope:
-                return _ITEMS.decode(envelope["events"])
-            if b"\n{" in stripped:
-                # A JSON object per line sent as application/json: read it as NDJSON.
-                return [line for line in body.split(b"\n") if line.strip()]
-            return [msgspec.Raw(body)]
+                return _array(envelope["events"], max_events)
+            return [_item(body)]
     except msgspec.ValidationError:
         raise ValidationError(
             "'events' must be a JSON array of event objects",
             validation_errors=[{"field": "events", "message": "must be an array"}],
         ) from None
     except msgspec.DecodeError as exc:
-        if stripped[:1] == b"{" and b"\n{" in stripped:
-            return [line for line in body.split(b"\n") if line.strip()]
         raise ValidationError("the body is not valid JSON", details=str(exc)) from None
     raise ValidationError(
         "the body must be a JSON array, an object with 'events', or NDJSON",

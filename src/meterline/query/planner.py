@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from meterline.query.model import MetricQuery
-from meterline.store import GRANULARITY_SECONDS, ROLLUP_WIDTHS, rollup_table
+from meterline.store import GRANULARITY_SECONDS, ROLLUP_WIDTHS, RollupWidth, rollup_table
 
 _LEVELS = ("day", "hour", "minute")
 
@@ -48,12 +48,12 @@ def _ceil(moment: datetime, level: str) -> datetime:
     return floored + timedelta(seconds=GRANULARITY_SECONDS[level])
 
 
-def choose_width(query: MetricQuery) -> str | None:
-    """Name of the narrowest rollup width covering the query's dimensions, or ``None``."""
+def choose_width(query: MetricQuery) -> RollupWidth | None:
+    """The narrowest rollup width covering the query's dimensions, or ``None``."""
     needed = set(query.dimensions) | {f.field for f in query.filters}
     for width in ROLLUP_WIDTHS:
         if needed <= set(width.dimensions):
-            return width.name
+            return width
     return None
 
 
@@ -64,8 +64,12 @@ def plan_segments(query: MetricQuery) -> list[Segment]:
     if width is None:
         return [Segment("events", start, end)]
     limit = GRANULARITY_SECONDS[query.granularity] if query.granularity else None
-    levels = [lv for lv in _LEVELS if limit is None or GRANULARITY_SECONDS[lv] <= limit]
-    return sorted(_split(start, end, levels, width), key=lambda s: s.start)
+    levels = [
+        lv
+        for lv in _LEVELS
+        if lv in width.granularities and (limit is None or GRANULARITY_SECONDS[lv] <= limit)
+    ]
+    return sorted(_split(start, end, levels, width.name), key=lambda s: s.start)
 
 
 def _split(start: datetime, end: datetime, levels: list[str], width: str) -> list[Segment]:

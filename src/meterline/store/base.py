@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from meterline.events import ROW_COLUMNS, EventRow
-from meterline.store.schema import GRANULARITIES, MIGRATIONS, rollup_table
+from meterline.store.schema import MIGRATIONS, ROLLUP_WIDTHS, rollup_table
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ class Store(ABC):
         self.command(
             f"ALTER TABLE {{db}}.events DELETE {where} SETTINGS mutations_sync = 2", params
         )
-        for granularity in GRANULARITIES:
+        consumers = next(w for w in ROLLUP_WIDTHS if w.name == "consumers")
+        for granularity in consumers.granularities:
             table = rollup_table("consumers", granularity)
             self.command(
                 f"ALTER TABLE {{db}}.{table} DELETE {where} SETTINGS mutations_sync = 2", params

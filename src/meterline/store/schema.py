@@ -35,16 +35,24 @@ STATUS_CLASS_SQL = (
 
 @dataclass(frozen=True, slots=True)
 class RollupWidth:
-    """A family of rollup tables keyed by the same dimensions."""
+    """A family of rollup tables keyed by the same dimensions.
+
+    ``granularities`` lists the levels kept, finest first: the finest is fed by a view
+    over raw events, each coarser one by a view over the level below it, so an insert
+    aggregates raw rows only once per width.
+    """
 
     name: str
     dimensions: tuple[str, ...]
+    granularities: tuple[str, ...] = ("minute", "hour", "day")
 
 
 ROLLUP_WIDTHS: tuple[RollupWidth, ...] = (
     RollupWidth("totals", ("type",)),
     RollupWidth("routes", ("type", "route", "method", "status_class")),
-    RollupWidth("consumers", ("type", "consumer_id")),
+    # Per-consumer rows barely shrink at minute level, so consumers start at hours; the
+    # planner reads the sub-hour edges of a range from raw events instead.
+    RollupWidth("consumers", ("type", "consumer_id"), ("hour", "day")),
     RollupWidth("full", ("type", "route", "method", "status", "status_class", "region", "model")),
 )
 """Narrowest first: the planner picks the first width that covers a query."""
@@ -67,7 +75,7 @@ _DIM_TYPES = {
 }
 
 AGGREGATE_COLUMNS: dict[str, tuple[str, str]] = {
-    # name: (column type, expression over raw events)
+    # name: (column type, expression over raw events); see ROLLUP_MERGES for coarser levels
     "requests": ("SimpleAggregateFunction(sum, UInt64)", "count()"),
     "client_errors": (
         "SimpleAggregateFunction(sum, UInt64)",
@@ -95,6 +103,18 @@ AGGREGATE_COLUMNS: dict[str, tuple[str, str]] = {
     ),
 }
 """Aggregate columns shared by every rollup table: column type and raw-event expression."""
+
+ROLLUP_MERGES: dict[str, str] = {
+    name: (
+        f"{ctype.split('(')[1].split(',')[0]}({name})"
+        if ctype.startswith("SimpleAggregateFunction")
+        else _DD.replace("quantilesDD", "quantilesDDMergeState") + f"({name})"
+        if name == "latency_q"
+        else f"uniqExactMergeState({name})"
+    )
+    for name, (ctype, _) in AGGREGATE_COLUMNS.items()
+}
+"""How each aggregate column of a finer rollup rolls up into a coarser one."""
 
 EVENTS_DDL = """
 CREATE TABLE IF NOT EXISTS {db}.events (
@@ -140,7 +160,8 @@ SETTINGS index_granularity = 8192
 """
 
 
-def _rollup_ddl(width: RollupWidth, granularity: str) -> list[str]:
+def _rollup_ddl(width: RollupWidth, granularity: str, source: str | None) -> list[str]:
+    """DDL of one rollup table and the view feeding it from ``source`` (raw when None)."""
     table = rollup_table(width.name, granularity)
     dims = ",\n    ".join(f"{d} {_DIM_TYPES[d]}" for d in width.dimensions)
     aggs = ",\n    ".join(f"{name} {ctype}" for name, (ctype, _) in AGGREGATE_COLUMNS.items())
@@ -154,13 +175,16 @@ def _rollup_ddl(width: RollupWidth, granularity: str) -> list[str]:
         f"TTL received_at + toIntervalDay(retention_days)"
     )
     select_dims = ", ".join(width.dimensions)
-    select_aggs = ",\n    ".join(
-        f"{expr} AS {name}" for name, (_, expr) in AGGREGATE_COLUMNS.items()
-    )
+    if source is None:
+        exprs = {name: expr for name, (_, expr) in AGGREGATE_COLUMNS.items()}
+        time_col, origin = "timestamp", "events"
+    else:
+        exprs, time_col, origin = ROLLUP_MERGES, "bucket", source
+    select_aggs = ",\n    ".join(f"{expr} AS {name}" for name, expr in exprs.items())
     view = (
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_mv TO {{db}}.{table} AS\n"
-        f"SELECT org_id, toDateTime({GRANULARITIES[granularity]}(timestamp), 'UTC') AS bucket, "
-        f"{select_dims},\n    {select_aggs}\nFROM {{db}}.events\n"
+        f"SELECT org_id, toDateTime({GRANULARITIES[granularity]}({time_col}), 'UTC') AS bucket, "
+        f"{select_dims},\n    {select_aggs}\nFROM {{db}}.{origin}\n"
         f"GROUP BY org_id, bucket, {select_dims}"
     )
     return [create, view]
@@ -169,8 +193,10 @@ def _rollup_ddl(width: RollupWidth, granularity: str) -> list[str]:
 def _initial_schema() -> list[str]:
     statements = [EVENTS_DDL.replace("{status_class}", STATUS_CLASS_SQL)]
     for width in ROLLUP_WIDTHS:
-        for granularity in GRANULARITIES:
-            statements.extend(_rollup_ddl(width, granularity))
+        source = None
+        for granularity in width.granularities:
+            statements.extend(_rollup_ddl(width, granularity, source))
+            source = rollup_table(width.name, granularity)
     return statements
 
 

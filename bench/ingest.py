@@ -1,0 +1,144 @@
+"""Ingest throughput and acknowledgement latency of a real server, beside two ceilings.
+
+Run: ``.venv/bin/python bench/ingest.py [--duration 15] [--connections 8]``
+
+For batches of 1,000 and 5,000 events, `wrk` posts pre-built bodies (every event id
+unique) to a real ``meterline serve`` process on loopback, and reports sustained events/s
+and ack latency p50/p99. Measured in the same run:
+
+* parse-only ceiling: an endpoint that only decodes the same bodies and discards them;
+* store-direct: the same events inserted straight into the embedded store, per batch size.
+
+Figures vary with the machine and its load; compare the ratios, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import free_port, start_server, stop, tenant, wait_ready  # noqa: E402
+from meterline.demo.generator import TrafficModel  # noqa: E402
+from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event  # noqa: E402
+from meterline.store import store_from_url  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def template(batch: int, path: Path) -> Path:
+    model = TrafficModel(seed=batch)
+    now = time.time()
+    events = [model.event(now - 30 + i * 0.001) for i in range(batch)]
+    for i, event in enumerate(events):
+        event["event_id"] = f"@@ID@@{i}"
+        event["type"] = "request"
+        for key in ("model", "input_tokens", "output_tokens", "session_id", "success", "user_id"):
+            event.pop(key, None)
+        event.setdefault("path", "/v1/orders/1")
+        event.setdefault("status", 200)
+    path.write_bytes(json.dumps(events).encode())
+    return path
+
+
+def run_wrk(url: str, body: Path, key: str, duration: int, connections: int) -> dict[str, float]:
+    cmd = [
+        "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+        "-s", str(HERE / "ingest_wrk.lua"), url, "--", str(body), key,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"RESULT (.*)", out)
+    if not match:
+        raise RuntimeError(out)
+    return {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+
+
+def store_direct(bodies: dict[int, Path], rows_total: int) -> dict[int, float]:
+    """Rows/s inserting validated rows straight into a fresh embedded store."""
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = store_from_url(f"chdb://{tmp}/store")
+        store.migrate()
+        normaliser, prices = RouteNormaliser(), PriceTable()
+        now_ms = int(time.time() * 1000)
+        for batch, path in bodies.items():
+            raw = msgspec.json.decode(path.read_bytes().replace(b"@@ID@@", b"x"), type=list[RawEvent])
+            rows = [
+                validate_event(r, org_id="bench", now_ms=now_ms, retention_days=30, normaliser=normaliser, prices=prices)
+                for r in raw
+            ]
+            inserts = max(1, rows_total // batch)
+            started = time.perf_counter()
+            for n in range(inserts):
+                for row in rows:
+                    row[1] = f"{batch}-{n}-{row[1]}"  # type: ignore[index]
+                store.insert_rows(rows)  # type: ignore[arg-type]
+            rates[batch] = inserts * batch / (time.perf_counter() - started)
+        store.close()
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--batches", default="1000,5000")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: run 'make system-deps'")
+    sizes = [int(b) for b in args.batches.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        bodies = {b: template(b, workdir / f"batch-{b}.json") for b in sizes}
+
+        port = free_port()
+        parse_proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bench.parse_only_app:app", "--port", str(port), "--log-level", "warning"],
+            cwd=HERE.parent,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", parse_proc, path="/")
+            ceilings = {
+                b: run_wrk(f"http://127.0.0.1:{port}", bodies[b], "x", args.duration, args.connections) for b in sizes
+            }
+        finally:
+            stop(parse_proc)
+
+        data_dir = workdir / "server"
+        data_dir.mkdir()
+        creds = tenant(data_dir)
+        server, url = start_server(data_dir)
+        try:
+            measured = {b: run_wrk(url, bodies[b], creds["key"], args.duration, args.connections) for b in sizes}
+        finally:
+            stop(server)
+        direct = store_direct(bodies, rows_total=200_000)
+
+    print(f"ingest benchmark: {args.duration}s per run, {args.connections} connections, fsync on, 1 wrk thread")
+    header = f"{'batch':>6} | {'events/s':>10} | {'ack p50':>8} | {'ack p99':>8} | {'errors':>6} | {'parse-only ev/s':>15} | {'ratio':>6} | {'store-direct ev/s':>17}"
+    print(header)
+    print("-" * len(header))
+    for b in sizes:
+        m, c = measured[b], ceilings[b]
+        rate = m["requests"] * b / (m["duration_us"] / 1e6)
+        ceiling = c["requests"] * b / (c["duration_us"] / 1e6)
+        results.append((b, rate, ceiling))
+        print(
+            f"{b:>6} | {rate:>10,.0f} | {m['p50_us'] / 1000:>6.1f}ms | {m['p99_us'] / 1000:>6.1f}ms | "
+            f"{int(m['errors']):>6} | {ceiling:>15,.0f} | {rate / ceiling:>6.2f} | {direct[b]:>17,.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

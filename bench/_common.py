@@ -23,7 +23,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], path: str = "/readyz", timeout: float = 120) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], path: str = "/readyz", timeout: float = 120
+) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -53,8 +55,18 @@ def start_server(data_dir: Path, **env: str) -> tuple[subprocess.Popen[bytes], s
     port = free_port()
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "meterline", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "meterline",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
         stdout=log,
         stderr=log,
         env={**os.environ, **env},

@@ -53,8 +53,18 @@ def template(batch: int, path: Path) -> Path:
 
 def run_wrk(url: str, body: Path, key: str, duration: int, connections: int) -> dict[str, float]:
     cmd = [
-        "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-        "-s", str(HERE / "ingest_wrk.lua"), url, "--", str(body), key,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(HERE / "ingest_wrk.lua"),
+        url,
+        "--",
+        str(body),
+        key,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     match = re.search(r"RESULT (.*)", out)
@@ -72,9 +82,18 @@ def store_direct(bodies: dict[int, Path], rows_total: int) -> dict[int, float]:
         normaliser, prices = RouteNormaliser(), PriceTable()
         now_ms = int(time.time() * 1000)
         for batch, path in bodies.items():
-            raw = msgspec.json.decode(path.read_bytes().replace(b"@@ID@@", b"x"), type=list[RawEvent])
+            raw = msgspec.json.decode(
+                path.read_bytes().replace(b"@@ID@@", b"x"), type=list[RawEvent]
+            )
             rows = [
-                validate_event(r, org_id="bench", now_ms=now_ms, retention_days=30, normaliser=normaliser, prices=prices)
+                validate_event(
+                    r,
+                    org_id="bench",
+                    now_ms=now_ms,
+                    retention_days=30,
+                    normaliser=normaliser,
+                    prices=prices,
+                )
                 for r in raw
             ]
             inserts = max(1, rows_total // batch)
@@ -89,7 +108,9 @@ def store_direct(bodies: dict[int, Path], rows_total: int) -> dict[int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--batches", default="1000,5000")
@@ -104,13 +125,25 @@ def main() -> None:
 
         port = free_port()
         parse_proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.parse_only_app:app", "--port", str(port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.parse_only_app:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             cwd=HERE.parent,
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}", parse_proc, path="/")
             ceilings = {
-                b: run_wrk(f"http://127.0.0.1:{port}", bodies[b], "x", args.duration, args.connections) for b in sizes
+                b: run_wrk(
+                    f"http://127.0.0.1:{port}", bodies[b], "x", args.duration, args.connections
+                )
+                for b in sizes
             }
         finally:
             stop(parse_proc)
@@ -120,12 +153,17 @@ def main() -> None:
         creds = tenant(data_dir)
         server, url = start_server(data_dir)
         try:
-            measured = {b: run_wrk(url, bodies[b], creds["key"], args.duration, args.connections) for b in sizes}
+            measured = {
+                b: run_wrk(url, bodies[b], creds["key"], args.duration, args.connections)
+                for b in sizes
+            }
         finally:
             stop(server)
         direct = store_direct(bodies, rows_total=200_000)
 
-    print(f"ingest benchmark: {args.duration}s per run, {args.connections} connections, fsync on, 1 wrk thread")
+    print(
+        f"ingest benchmark: {args.duration}s per run, {args.connections} connections, fsync on, 1 wrk thread"
+    )
     header = f"{'batch':>6} | {'events/s':>10} | {'ack p50':>8} | {'ack p99':>8} | {'errors':>6} | {'parse-only ev/s':>15} | {'ratio':>6} | {'store-direct ev/s':>17}"
     print(header)
     print("-" * len(header))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -51,6 +52,10 @@ def serve(
     settings = Settings.from_env(
         host=host, port=port, data_dir=data_dir, store_url=store, metadata_url=metadata
     )
+    # Ingest allocates many short-lived containers; the default thresholds make the
+    # cyclic collector walk every buffered row far too often under load.
+    gc.set_threshold(200_000, 50, 1000)
+    gc.freeze()
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

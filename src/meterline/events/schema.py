@@ -90,7 +90,7 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=_BIG)]
 Amount = Annotated[float, msgspec.Meta(ge=0)]
 
 
-class RawEvent(msgspec.Struct, forbid_unknown_fields=False):
+class RawEvent(msgspec.Struct, forbid_unknown_fields=False, gc=False):
     """An event as sent by a client, with the types and bounds of the event contract.
 
     Per-type rules (a request needs a path, an llm event a model, …) are checked by

@@ -11,8 +11,10 @@ checkpoint) are recognised by their record id and skipped, so nothing counts twi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +28,7 @@ from meterline.errors import MeterlineError
 from meterline.events import ROW_COLUMNS, EventRow
 from meterline.ingest.dedup import RecentKeys
 from meterline.ingest.wal import Position, WriteAheadLog
-from meterline.store import Store
+from meterline.store import Store, encode_rows
 from meterline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,7 @@ _BATCH = ROW_COLUMNS.index("ingest_batch")
 _RECEIVED = ROW_COLUMNS.index("received_at")
 _ORG = ROW_COLUMNS.index("org_id")
 _EVENT_ID = ROW_COLUMNS.index("event_id")
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(list[list[object]]).decode
+_decode_row = msgspec.json.Decoder(list[object]).decode
 
 Listener = Callable[[Sequence[EventRow]], None]
 
@@ -50,8 +51,17 @@ class BackpressureError(MeterlineError):
 
 @dataclass(slots=True)
 class _Pending:
-    rows: list[EventRow] = field(default_factory=list)
+    """Acknowledged rows not yet in the store: encoded payloads, in log order."""
+
+    payloads: list[bytes] = field(default_factory=list)
+    rows: int = 0
     end: Position | None = None
+
+    def take(self, other: _Pending) -> None:
+        self.payloads.extend(other.payloads)
+        self.rows += other.rows
+        if other.end is not None:
+            self.end = other.end
 
 
 class IngestWriter:
@@ -83,7 +93,11 @@ class IngestWriter:
         self.recent = RecentKeys(dedup_capacity)
         self.telemetry = telemetry or Telemetry()
         self.listeners: list[Listener] = []
-        self._commits: queue.Queue[tuple[list[EventRow], Future[None]] | None] = queue.Queue()
+        self._commits: queue.Queue[tuple[bytes, int, Future[None]] | None] = queue.Queue()
+        # Record ids tag every row of one request, so a replay can tell which records
+        # the store already holds; the boot prefix keeps them unique across restarts.
+        self._boot = secrets.token_hex(4)
+        self._sequence = itertools.count(1)
         self._pending = _Pending()
         self._cond = threading.Condition()
         self._stopping = False
@@ -95,7 +109,7 @@ class IngestWriter:
     def start(self) -> None:
         """Replay the log into the store, load dedup memory, start the threads."""
         self._recover()
-        if self._pending.rows or self._pending.end is not None:
+        if self._pending.payloads or self._pending.end is not None:
             # Recovered rows go to the store before the server reports ready, so what
             # was acknowledged before a crash is queryable as soon as it is back.
             recovered, self._pending = self._pending, _Pending()
@@ -121,30 +135,29 @@ class IngestWriter:
 
     def _recover(self) -> None:
         checkpoint = self.wal.read_checkpoint()
-        records: list[tuple[Position, Position, list[EventRow]]] = []
-        for start, end, payload in self.wal.replay(checkpoint):
-            rows: list[EventRow] = [list(r) for r in _decode(payload)]
-            record_id = start.record_id()
-            for row in rows:
-                row[_BATCH] = record_id
-            records.append((start, end, rows))
+        records: list[tuple[str, Position, bytes, list[list[object]]]] = []
+        for _start, end, payload in self.wal.replay(checkpoint):
+            rows = [_decode_row(line) for line in payload.split(b"\n") if line]
+            if rows:
+                records.append((str(rows[0][_BATCH]), end, payload, rows))
         if records:
-            present = self.store.inserted_batches(s.record_id() for s, _, _ in records)
-            for start, end, rows in records:
-                if start.record_id() not in present:
-                    self._pending.rows.extend(rows)
+            present = self.store.inserted_batches(r[0] for r in records)
+            for record_id, end, payload, rows in records:
+                if record_id not in present:
+                    self._pending.payloads.append(payload)
+                    self._pending.rows += len(rows)
                 self._pending.end = end
             log.info(
                 "replayed %d log records (%d already stored), %d rows pending",
                 len(records),
                 len(present),
-                len(self._pending.rows),
+                self._pending.rows,
             )
         since = int(time.time() * 1000) - 2 * 86_400_000
         stored = self.store.recent_event_keys(since, self.recent.capacity)
         self.recent.load(reversed(stored))
-        self.recent.load((str(r[_ORG]), str(r[_EVENT_ID])) for _, _, rows in records for r in rows)
-        self.telemetry.pending_rows.set(len(self._pending.rows))
+        self.recent.load((str(r[_ORG]), str(r[_EVENT_ID])) for *_, rows in records for r in rows)
+        self.telemetry.pending_rows.set(self._pending.rows)
 
     # -- the request side ------------------------------------------------------------------
 
@@ -152,13 +165,16 @@ class IngestWriter:
         """Make ``rows`` durable; returns when they are fsynced, then tells the listeners."""
         if not rows:
             return
-        if len(self._pending.rows) > self.max_pending_rows:
+        if self._pending.rows > self.max_pending_rows:
             raise BackpressureError(
                 "the store is behind and the ingest buffer is full",
                 details="Retry after a few seconds.",
             )
+        record_id = f"{self._boot}-{next(self._sequence)}"
+        for row in rows:
+            row[_BATCH] = record_id
         future: Future[None] = Future()
-        self._commits.put((rows, future))
+        self._commits.put((encode_rows(rows), len(rows), future))
         await asyncio.wrap_future(future)
         for listener in self.listeners:
             try:
@@ -183,13 +199,13 @@ class IngestWriter:
             if len(live) != len(batch):
                 return
 
-    def _commit(self, batch: list[tuple[list[EventRow], Future[None]]]) -> None:
+    def _commit(self, batch: list[tuple[bytes, int, Future[None]]]) -> None:
         started = time.perf_counter()
         try:
-            spans = self.wal.append_many([_encode(rows) for rows, _ in batch])
+            spans = self.wal.append_many([payload for payload, _, _ in batch])
         except Exception as exc:
             log.exception("write-ahead log append failed")
-            for _, future in batch:
+            for _, _, future in batch:
                 future.set_exception(
                     MeterlineError(
                         "events could not be made durable", status=503, code="SERVICE_UNAVAILABLE"
@@ -199,16 +215,14 @@ class IngestWriter:
             return
         self.telemetry.wal_commit.observe(time.perf_counter() - started)
         with self._cond:
-            for (rows, _), (start, _end) in zip(batch, spans, strict=True):
-                record_id = start.record_id()
-                for row in rows:
-                    row[_BATCH] = record_id
-                self._pending.rows.extend(rows)
+            for payload, count, _ in batch:
+                self._pending.payloads.append(payload)
+                self._pending.rows += count
             self._pending.end = spans[-1][1]
-            if len(self._pending.rows) >= self.flush_rows:
+            if self._pending.rows >= self.flush_rows:
                 self._cond.notify_all()
-        self.telemetry.pending_rows.set(len(self._pending.rows))
-        for _, future in batch:
+        self.telemetry.pending_rows.set(self._pending.rows)
+        for _, _, future in batch:
             future.set_result(None)
 
     def _flush_loop(self) -> None:
@@ -218,24 +232,21 @@ class IngestWriter:
                 deadline = time.monotonic() + self.flush_interval
                 while (
                     not self._stopping
-                    and len(self._pending.rows) < self.flush_rows
+                    and self._pending.rows < self.flush_rows
                     and time.monotonic() < deadline
                 ):
                     self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
                 stopping = self._stopping
                 taken, self._pending = self._pending, _Pending()
-                self._inflight = bool(taken.rows)
-            if taken.rows:
+                self._inflight = bool(taken.payloads)
+            if taken.payloads:
                 if not self._flush(taken):
                     with self._cond:
-                        taken.rows.extend(self._pending.rows)
-                        if self._pending.end is not None:
-                            taken.end = self._pending.end
+                        taken.take(self._pending)
                         self._pending = taken
                     if stopping:
                         log.error(
-                            "store unavailable at shutdown; %d rows stay in the log",
-                            len(taken.rows),
+                            "store unavailable at shutdown; %d rows stay in the log", taken.rows
                         )
                         return
                     time.sleep(backoff)
@@ -246,11 +257,11 @@ class IngestWriter:
                 self.wal.checkpoint(taken.end)
             if stopping:
                 with self._cond:
-                    if not self._pending.rows:
+                    if not self._pending.payloads:
                         return
 
     def _flush(self, pending: _Pending) -> bool:
-        if not pending.rows:
+        if not pending.payloads:
             if pending.end is not None:
                 self.wal.checkpoint(pending.end)
             return True
@@ -263,18 +274,19 @@ class IngestWriter:
     def _insert(self, pending: _Pending) -> bool:
         started = time.perf_counter()
         try:
-            for offset in range(0, len(pending.rows), 200_000):
-                self.store.insert_rows(pending.rows[offset : offset + 200_000])
+            # Large inserts are far cheaper per row; cap them so one stays bounded.
+            for offset in range(0, len(pending.payloads), 400):
+                self.store.insert_encoded(b"\n".join(pending.payloads[offset : offset + 400]))
         except Exception:
-            log.exception("store insert of %d rows failed; will retry", len(pending.rows))
+            log.exception("store insert of %d rows failed; will retry", pending.rows)
             self.telemetry.store_insert_failures.inc()
             return False
         self.telemetry.store_insert.observe(time.perf_counter() - started)
-        self.telemetry.store_insert_rows.inc(len(pending.rows))
+        self.telemetry.store_insert_rows.inc(pending.rows)
         if pending.end is not None:
             self.wal.checkpoint(pending.end)
         with self._cond:
-            self.telemetry.pending_rows.set(len(self._pending.rows))
+            self.telemetry.pending_rows.set(self._pending.rows)
         return True
 
     def flush_now(self, timeout: float = 30.0) -> None:
@@ -284,7 +296,7 @@ class IngestWriter:
             self._cond.notify_all()
         while time.monotonic() < deadline:
             with self._cond:
-                if not self._pending.rows and not self._inflight and self._commits.empty():
+                if not self._pending.payloads and not self._inflight and self._commits.empty():
                     break
                 self._cond.notify_all()
             time.sleep(0.01)
@@ -292,4 +304,4 @@ class IngestWriter:
     @property
     def pending_rows(self) -> int:
         """Acknowledged rows not yet in the store."""
-        return len(self._pending.rows)
+        return self._pending.rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from meterline.errors import ConfigurationError
-from meterline.store.base import Store
+from meterline.store.base import Store, encode_rows
 from meterline.store.schema import (
     AGGREGATE_COLUMNS,
     GRANULARITIES,
@@ -51,6 +51,7 @@ __all__ = [
     "STATUS_CLASS_SQL",
     "RollupWidth",
     "Store",
+    "encode_rows",
     "rollup_table",
     "store_from_url",
 ]

@@ -20,9 +20,15 @@ from meterline.store.schema import MIGRATIONS, ROLLUP_WIDTHS, rollup_table
 
 log = logging.getLogger(__name__)
 
-_INSERT_COLUMNS = ", ".join(ROW_COLUMNS)
-_TS_INDEX = ROW_COLUMNS.index("timestamp")
-_encoder = msgspec.json.Encoder()
+# The raw table takes the timestamp as epoch milliseconds into an ephemeral column.
+_INSERT_COLUMNS = ", ".join("timestamp_ms" if c == "timestamp" else c for c in ROW_COLUMNS)
+_encode_row = msgspec.json.Encoder().encode
+
+
+def encode_rows(rows: Sequence[EventRow]) -> bytes:
+    """Rows in the store's insert format (``JSONCompactEachRow`` lines); the ingest log
+    keeps this form so a flush is a concatenation, not a re-encoding."""
+    return b"\n".join(map(_encode_row, rows))
 
 
 class Store(ABC):
@@ -92,16 +98,13 @@ class Store(ABC):
 
     def insert_rows(self, rows: Sequence[EventRow]) -> None:
         """Insert validated event rows (their ``ingest_batch`` names their log record)."""
-        if not rows:
-            return
-        lines = []
-        for row in rows:
-            out = list(row)
-            ts = out[_TS_INDEX]
-            # DateTime64 reads a JSON number as seconds, so send seconds with millis.
-            out[_TS_INDEX] = f"{ts // 1000}.{ts % 1000:03d}"
-            lines.append(_encoder.encode(out))
-        self._insert_json("events", _INSERT_COLUMNS, b"\n".join(lines))
+        if rows:
+            self.insert_encoded(encode_rows(rows))
+
+    def insert_encoded(self, payload: bytes) -> None:
+        """Insert rows already encoded by :func:`encode_rows` (several joined by newlines)."""
+        if payload:
+            self._insert_json("events", _INSERT_COLUMNS, payload)
 
     def inserted_batches(self, batch_ids: Iterable[str]) -> set[str]:
         """Which of ``batch_ids`` already reached the store (used when replaying the log)."""

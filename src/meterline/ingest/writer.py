@@ -101,7 +101,7 @@ class IngestWriter:
         self._pending = _Pending()
         self._cond = threading.Condition()
         self._stopping = False
-        self._inflight = False
+        self._inflight = 0
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -238,7 +238,7 @@ class IngestWriter:
                     self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
                 stopping = self._stopping
                 taken, self._pending = self._pending, _Pending()
-                self._inflight = bool(taken.payloads)
+                self._inflight = taken.rows
             if taken.payloads:
                 if not self._flush(taken):
                     with self._cond:
@@ -269,7 +269,7 @@ class IngestWriter:
             return self._insert(pending)
         finally:
             with self._cond:
-                self._inflight = False
+                self._inflight = 0
 
     def _insert(self, pending: _Pending) -> bool:
         started = time.perf_counter()
@@ -303,5 +303,5 @@ class IngestWriter:
 
     @property
     def pending_rows(self) -> int:
-        """Acknowledged rows not yet in the store."""
-        return self._pending.rows
+        """Acknowledged rows not yet in the store (buffered or being inserted)."""
+        return self._pending.rows + self._inflight

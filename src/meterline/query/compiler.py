@@ -92,7 +92,9 @@ def metric_minutes(query: MetricQuery) -> float:
     return query.time_range.seconds / 60
 
 
-def compile_query(query: MetricQuery, org_id: str, *, paged: bool = True) -> CompiledQuery:
+def compile_query(
+    query: MetricQuery, org_id: str, *, paged: bool = True, use_rollups: bool = True
+) -> CompiledQuery:
     """Compile ``query`` for ``org_id`` into one statement over the planned segments.
 
     The result has columns ``d_<dimension>``, ``ts`` (when bucketed) and
@@ -100,7 +102,7 @@ def compile_query(query: MetricQuery, org_id: str, *, paged: bool = True) -> Com
     """
     params = _Params()
     org_param = params.bind(org_id, "String")
-    segments = plan_segments(query)
+    segments = plan_segments(query, use_rollups=use_rollups)
     parts = needed_intermediates(query.metrics)
     union = " UNION ALL ".join(_segment_sql(s, query, org_param, params, parts) for s in segments)
     keys = [f"d_{d}" for d in query.dimensions] + (["ts"] if query.granularity else [])

@@ -57,9 +57,12 @@ def choose_width(query: MetricQuery) -> RollupWidth | None:
     return None
 
 
-def plan_segments(query: MetricQuery) -> list[Segment]:
-    """Cut the query's range into segments, coarsest tables first, in time order."""
-    width = choose_width(query)
+def plan_segments(query: MetricQuery, *, use_rollups: bool = True) -> list[Segment]:
+    """Cut the query's range into segments, coarsest tables first, in time order.
+
+    ``use_rollups=False`` reads raw events only (the baseline benchmarks compare with).
+    """
+    width = choose_width(query) if use_rollups else None
     start, end = query.time_range.start, query.time_range.end
     if width is None:
         return [Segment("events", start, end)]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meterline.store import LATENCY_QUANTILES
+from meterline.store import latency_sketch
 
-_DD = "quantilesDD(0.01, " + ", ".join(str(q) for q in LATENCY_QUANTILES) + ")"
 _REQ = "type = 'request'"
 _LLM = "type = 'llm'"
 
@@ -49,10 +48,9 @@ INTERMEDIATES: dict[str, Intermediate] = {
         "sum",
     ),
     "req_latency_q": Intermediate(
-        _DD.replace("quantilesDD", "quantilesDDStateIf")
-        + f"(latency_ms, {_REQ} AND latency_ms >= 0)",
-        f"{_DD.replace('quantilesDD', 'quantilesDDMergeStateIf')}(latency_q, {_REQ})",
-        _DD.replace("quantilesDD", "quantilesDDMerge"),
+        latency_sketch("StateIf") + f"(latency_ms, {_REQ} AND latency_ms >= 0)",
+        latency_sketch("MergeStateIf") + f"(latency_q, {_REQ})",
+        latency_sketch("Merge"),
     ),
     "req_consumers": Intermediate(
         f"uniqExactStateIf(consumer_id, {_REQ} AND consumer_id != '')",

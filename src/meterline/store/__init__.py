@@ -18,6 +18,7 @@ from meterline.store.schema import (
     ROLLUP_WIDTHS,
     STATUS_CLASS_SQL,
     RollupWidth,
+    latency_sketch,
     rollup_table,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "RollupWidth",
     "Store",
     "encode_rows",
+    "latency_sketch",
     "rollup_table",
     "store_from_url",
 ]

@@ -153,3 +153,30 @@ def test_hostile_values_are_only_values(
         headers=bearer(token),
     )
     assert response.json()["total_requests"] == 0
+
+
+def test_erasure_api_forgets_one_consumer(
+    server: ServerProcess, new_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = new_tenant()
+    events = [
+        {
+            "event_id": f"g{i}",
+            "path": "/a",
+            "status": 200,
+            "consumer_id": "leaving" if i % 2 else "staying",
+        }
+        for i in range(10)
+    ]
+    httpx.post(f"{server.url}/v2/events", json=events, headers=bearer(tenant.ingest_key))
+    admin = server.token(tenant.client_id, tenant.client_secret)
+    response = httpx.delete(
+        f"{server.url}/v2/admin/consumers/leaving", headers=bearer(admin), timeout=60
+    )
+    assert response.status_code == 200 and response.json()["erased"] is True
+    rows = httpx.post(
+        f"{server.url}/v2/query",
+        json={"metrics": ["requests"], "dimensions": ["consumer_id"], "range": "1h"},
+        headers=bearer(admin),
+    ).json()["data"]
+    assert rows == [{"consumer_id": "staying", "requests": 5}]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from meterline.errors import DateFormatError, ValidationError
+from meterline.query import compile_query, parse_query
+
+NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+
+
+def test_values_are_parameters_never_sql_text() -> None:
+    hostile = "x' OR 1=1 --"
+    query = parse_query(
+        {
+            "metrics": ["requests"],
+            "filters": [
+                {"field": "route", "op": "in", "value": [hostile, "/a"]},
+                {"field": "consumer_id", "op": "contains", "value": hostile},
+                {"field": "status", "op": "gte", "value": 500},
+            ],
+            "range": "1h",
+        },
+        now=NOW,
+    )
+    compiled = compile_query(query, "org'; DROP TABLE events; --")
+    assert hostile not in compiled.sql and "DROP" not in compiled.sql
+    assert hostile in compiled.params.values()
+    assert "org'; DROP TABLE events; --" in compiled.params.values()
+    assert "{p0:String}" in compiled.sql
+    assert compiled.sql.count("org_id = {p0:String}") == len(compiled.segments)
+
+
+def test_only_needed_intermediates_are_computed() -> None:
+    query = parse_query({"metrics": ["requests"], "range": "1h"}, now=NOW)
+    assert "quantiles" not in compile_query(query, "o").sql
+    query = parse_query({"metrics": ["latency_p95"], "range": "1h"}, now=NOW)
+    assert "quantilesTDigest" in compile_query(query, "o").sql
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"metrics": []}, "metrics"),
+        ({"metrics": ["nope"]}, "metrics"),
+        ({"metrics": ["requests"], "dimensions": ["route", "route"]}, "dimensions"),
+        (
+            {"metrics": ["requests"], "filters": [{"field": "route", "op": "like", "value": "x"}]},
+            "filters[0].op",
+        ),
+        (
+            {"metrics": ["requests"], "filters": [{"field": "route", "op": "in", "value": []}]},
+            "filters[0].value",
+        ),
+        (
+            {"metrics": ["requests"], "filters": [{"field": "route", "op": "eq", "value": ["a"]}]},
+            "filters[0].value",
+        ),
+        (
+            {
+                "metrics": ["requests"],
+                "filters": [{"field": "status", "op": "contains", "value": 5}],
+            },
+            "filters[0].op",
+        ),
+        ({"metrics": ["requests"], "limit": 0}, "limit"),
+        ({"metrics": ["requests"], "offset": -1}, "offset"),
+        ({"metrics": ["requests"], "granularity": "week"}, "granularity"),
+        ({"metrics": ["requests"], "order_by": [{"field": "route"}]}, "order_by[0]"),
+    ],
+)
+def test_invalid_queries_name_the_field(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_query(body, now=NOW)
+    assert any(e["field"] == field for e in caught.value.validation_errors or [])
+
+
+def test_ranges() -> None:
+    query = parse_query({"metrics": ["requests"], "range": "7d"}, now=NOW)
+    assert query.time_range.seconds == 7 * 86400
+    query = parse_query(
+        {"metrics": ["requests"], "start": "2026-11-01", "end": "2026-11-02T00:00:00+02:00"},
+        now=NOW,
+    )
+    assert query.time_range.start == datetime(2026, 11, 1, tzinfo=UTC)
+    assert query.time_range.end == datetime(2026, 11, 1, 22, tzinfo=UTC)
+    with pytest.raises(DateFormatError):
+        parse_query({"metrics": ["requests"], "start": "2026-13-45"}, now=NOW)
+    with pytest.raises(ValidationError):
+        parse_query({"metrics": ["requests"], "range": "1h", "start": "2026-11-01"}, now=NOW)
+    with pytest.raises(ValidationError):
+        parse_query({"metrics": ["requests"], "range": "30d", "granularity": "minute"}, now=NOW)

@@ -137,6 +137,8 @@ def quickstart(
     """Start the server on the embedded store, feed it demo traffic, print how to sign in."""
     creds = _demo_credentials(data_dir)
     url = f"http://{host}:{port}"
+    # Stop the server child on SIGTERM too, not only on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     server = subprocess.Popen(
         [
             sys.executable,

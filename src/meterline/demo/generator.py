@@ -8,6 +8,7 @@ rare 4xx with occasional bursts of 5xx on one endpoint.
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 import random
 import time
@@ -47,8 +48,9 @@ _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku", "claude-sonnet-4")
 _AGENTS = ("python-httpx/0.27", "Go-http-client/2.0", "okhttp/4.12", "curl/8.5", "Mozilla/5.0")
 
 
-def _zipf_weights(n: int, s: float = 1.1) -> list[float]:
-    return [1 / (k**s) for k in range(1, n + 1)]
+def _zipf_cumulative(n: int, s: float = 1.1) -> list[float]:
+    # Cumulative weights, so each draw is a bisection rather than a pass over n weights.
+    return list(itertools.accumulate(1 / (k**s) for k in range(1, n + 1)))
 
 
 @dataclass
@@ -66,9 +68,9 @@ class TrafficModel:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self._route_weights = _zipf_weights(len(_ROUTES), 1.05)
+        self._route_weights = _zipf_cumulative(len(_ROUTES), 1.05)
         self._consumer_ids = [f"cus_{i:05d}" for i in range(self.consumers)]
-        self._consumer_weights = _zipf_weights(self.consumers, 0.9)
+        self._consumer_weights = _zipf_cumulative(self.consumers, 0.9)
         self._burst_route: int | None = None
         self._burst_until = 0.0
 
@@ -98,7 +100,7 @@ class TrafficModel:
     def event(self, ts: float) -> dict[str, Any]:
         """One event at time ``ts`` (seconds)."""
         rng = self.rng
-        consumer = rng.choices(self._consumer_ids, self._consumer_weights)[0]
+        consumer = rng.choices(self._consumer_ids, cum_weights=self._consumer_weights)[0]
         if rng.random() < self.llm_share:
             model = rng.choice(_MODELS)
             inp = int(rng.lognormvariate(6.5, 0.8))
@@ -114,7 +116,7 @@ class TrafficModel:
                 "user_id": consumer,
                 "session_id": f"s_{rng.randrange(10_000)}",
             }
-        index = rng.choices(range(len(_ROUTES)), self._route_weights)[0]
+        index = rng.choices(range(len(_ROUTES)), cum_weights=self._route_weights)[0]
         method, template, median = _ROUTES[index]
         path = template.replace("{id}", str(rng.randrange(1, 1_000_000)))
         status = self._status(index, ts)

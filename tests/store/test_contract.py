@@ -89,7 +89,8 @@ def test_values_with_quotes_and_escapes_round_trip(store: Store) -> None:
     nasty = "a'b\"c\\d\ne\tf"
     store.insert_rows(rows_for(o, 1, consumer_id=nasty))
     found = store.select(
-        "SELECT consumer_id FROM {db}.events WHERE org_id = {o:String} AND consumer_id = {c:String}",
+        "SELECT consumer_id FROM {db}.events "
+        "WHERE org_id = {o:String} AND consumer_id = {c:String}",
         {"o": o, "c": nasty},
     )
     assert found == [{"consumer_id": nasty}]
@@ -117,7 +118,8 @@ def test_erasure_removes_one_consumer_only(store: Store) -> None:
     assert count(store, "events", o) == 2
     for level in ("hour", "day"):
         rows = store.select(
-            f"SELECT DISTINCT consumer_id FROM {{db}}.{rollup_table('consumers', level)} WHERE org_id = {{o:String}}",
+            f"SELECT DISTINCT consumer_id FROM {{db}}.{rollup_table('consumers', level)} "
+            "WHERE org_id = {o:String}",
             {"o": o},
         )
         assert rows == [{"consumer_id": "keep-me"}]

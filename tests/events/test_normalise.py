@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from meterline.errors import ConfigurationError
 from meterline.events import RouteNormaliser
 
 
@@ -30,3 +33,15 @@ def test_user_rules_win_and_can_use_groups() -> None:
     assert normaliser.normalise("/static/app/main.css") == "/static/*"
     assert normaliser.normalise("/t/shop/42") == "/t/shop/:n"
     assert normaliser.normalise("/orders/7") == "/orders/:id"
+
+
+def test_rules_file_and_bad_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "route-rules.json"
+    rules.write_text('[["/legacy/.*", "/legacy/*"]]')
+    assert RouteNormaliser.from_file(rules).normalise("/legacy/a/b/c") == "/legacy/*"
+    assert RouteNormaliser.from_file(tmp_path / "missing.json").normalise("/a/1") == "/a/:id"
+    rules.write_text('{"not": "a list"}')
+    with pytest.raises(ConfigurationError):
+        RouteNormaliser.from_file(rules)
+    with pytest.raises(ConfigurationError):
+        RouteNormaliser([("(unclosed", "x")])

@@ -49,7 +49,9 @@ class Services:
             telemetry=telemetry,
         )
         writer.start()
-        normaliser = RouteNormaliser(settings.route_rules)
+        normaliser = RouteNormaliser.from_file(
+            settings.data_dir / "route-rules.json", extra=settings.route_rules
+        )
         ingest = IngestService(
             writer,
             normaliser=normaliser,

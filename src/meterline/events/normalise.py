@@ -7,9 +7,13 @@ built-in segment rules replace UUIDs, numbers, hex ids, e-mails and long opaque 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
+
+from meterline.errors import ConfigurationError
 
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
@@ -42,8 +46,31 @@ class RouteNormaliser:
     """
 
     def __init__(self, rules: Iterable[tuple[str, str]] = ()) -> None:
-        self._rules = tuple((re.compile(p), r) for p, r in rules)
+        compiled = []
+        for pattern, replacement in rules:
+            try:
+                compiled.append((re.compile(pattern), replacement))
+            except re.error as exc:
+                raise ConfigurationError(
+                    f"route rule {pattern!r} is not a valid regular expression: {exc}"
+                ) from None
+        self._rules = tuple(compiled)
         self.normalise = lru_cache(maxsize=100_000)(self._normalise)
+
+    @classmethod
+    def from_file(cls, path: Path, extra: Iterable[tuple[str, str]] = ()) -> RouteNormaliser:
+        """Rules from ``path`` — a JSON list of ``[pattern, replacement]`` pairs, tried in
+        order — followed by ``extra``; no file means built-in rules only."""
+        rules: list[tuple[str, str]] = []
+        if path.exists():
+            try:
+                loaded = json.loads(path.read_text())
+                rules = [(str(p), str(r)) for p, r in loaded]
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError(
+                    f"{path} must be a JSON list of [pattern, replacement] pairs: {exc}"
+                ) from None
+        return cls([*rules, *extra])
 
     @staticmethod
     @lru_cache(maxsize=100_000)

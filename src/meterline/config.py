@@ -18,7 +18,9 @@ class Settings:
 
     ``store_url`` defaults to the embedded chDB store under ``data_dir``; ``metadata_url``
     to SQLite under ``data_dir``. ``flush_rows`` and ``flush_interval`` bound how long
-    acknowledged events wait in the write-ahead log before reaching the store.
+    acknowledged events wait in the write-ahead log before reaching the store;
+    ``ingest_workers`` processes decode and validate request bodies (0: in the server's
+    own process).
     """
 
     data_dir: Path = Path(".meterline")
@@ -34,6 +36,7 @@ class Settings:
     dedup_capacity: int = 5_000_000
     route_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     fsync: bool = True
+    ingest_workers: int = 2
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -51,6 +54,7 @@ class Settings:
             fsync=_env("FSYNC", "1") not in ("0", "false", "no"),
             flush_interval=float(_env("FLUSH_INTERVAL", "1.0")),
             flush_rows=int(_env("FLUSH_ROWS", "50000")),
+            ingest_workers=int(_env("INGEST_WORKERS", "2")),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in given:

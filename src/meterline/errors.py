@@ -38,6 +38,33 @@ class MeterlineError(Exception):
         if status is not None:
             self.status = status
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep code, status and details when the error crosses a process boundary.
+        return (
+            _rebuild,
+            (
+                type(self),
+                self.message,
+                self.details,
+                self.validation_errors,
+                self.code,
+                self.status,
+            ),
+        )
+
+
+def _rebuild(
+    cls: type[MeterlineError],
+    message: str,
+    details: str | None,
+    validation_errors: list[dict[str, Any]] | None,
+    code: str,
+    status: int,
+) -> MeterlineError:
+    return cls(
+        message, details=details, validation_errors=validation_errors, code=code, status=status
+    )
+
 
 class ValidationError(MeterlineError):
     """Input that does not fit the documented shape."""

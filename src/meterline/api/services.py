@@ -9,7 +9,7 @@ from meterline.auth import AuthService
 from meterline.clock import Clock, system_clock
 from meterline.config import Settings
 from meterline.events import PriceTable, RouteNormaliser
-from meterline.ingest import IngestService, IngestWriter
+from meterline.ingest import IngestService, IngestWriter, PreparePool
 from meterline.metadb import engine_from_url, migrate
 from meterline.query import QueryService
 from meterline.store import Store, store_from_url
@@ -52,10 +52,17 @@ class Services:
         normaliser = RouteNormaliser.from_file(
             settings.data_dir / "route-rules.json", extra=settings.route_rules
         )
+        prices = PriceTable.from_file(settings.data_dir / "prices.json")
+        pool = (
+            PreparePool(settings.ingest_workers, normaliser, prices)
+            if settings.ingest_workers > 0
+            else None
+        )
         ingest = IngestService(
             writer,
             normaliser=normaliser,
-            prices=PriceTable.from_file(settings.data_dir / "prices.json"),
+            prices=prices,
+            pool=pool,
             clock=clock,
             max_bytes=settings.max_body_bytes,
             max_events=settings.max_batch_events,
@@ -68,6 +75,8 @@ class Services:
 
     def close(self) -> None:
         """Flush acknowledged events into the store and close everything."""
+        if self.ingest.pool is not None:
+            self.ingest.pool.close()
         self.writer.stop()
         self.store.close()
         self.auth.engine.dispose()

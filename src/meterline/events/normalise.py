@@ -55,6 +55,7 @@ class RouteNormaliser:
                     f"route rule {pattern!r} is not a valid regular expression: {exc}"
                 ) from None
         self._rules = tuple(compiled)
+        self.rules: tuple[tuple[str, str], ...] = tuple((p.pattern, r) for p, r in compiled)
         self.normalise = lru_cache(maxsize=100_000)(self._normalise)
 
     @classmethod

@@ -6,8 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meterline.clock import Clock, system_clock
-from meterline.events import EventRejection, PriceTable, RouteNormaliser, validate_event
-from meterline.ingest.decode import decode_body
+from meterline.events import PriceTable, RouteNormaliser
+from meterline.ingest.prepare import (
+    BatchContext,
+    PreparedBatch,
+    PreparePool,
+    prepare_body,
+    prepare_items,
+)
 from meterline.ingest.writer import IngestWriter
 from meterline.telemetry import Telemetry
 
@@ -28,6 +34,10 @@ class IngestResult:
 class IngestService:
     """Validates and deduplicates a batch, then waits until the accepted events are durable.
 
+    With a :class:`PreparePool`, decoding and validation run in worker processes; the
+    event loop keeps only deduplication (which must see every request in order) and the
+    durable write.
+
     Example:
         >>> result = await service.ingest("org_1", 30, body, "application/json", "")
         >>> result.accepted  # doctest: +SKIP
@@ -44,6 +54,7 @@ class IngestService:
         max_bytes: int = 10 * 1024 * 1024,
         max_events: int = 10_000,
         telemetry: Telemetry | None = None,
+        pool: PreparePool | None = None,
     ) -> None:
         self.writer = writer
         self.normaliser = normaliser or RouteNormaliser()
@@ -52,6 +63,17 @@ class IngestService:
         self.max_bytes = max_bytes
         self.max_events = max_events
         self.telemetry = telemetry or writer.telemetry
+        self.pool = pool
+
+    def _context(self, org_id: str, retention_days: int) -> BatchContext:
+        return BatchContext(
+            org_id=org_id,
+            retention_days=retention_days,
+            now_ms=int(self.clock() * 1000),
+            record_id=self.writer.new_record_id(),
+            max_bytes=self.max_bytes,
+            max_events=self.max_events,
+        )
 
     async def ingest(
         self,
@@ -62,55 +84,43 @@ class IngestService:
         content_encoding: str,
     ) -> IngestResult:
         """Ingest one request body for ``org_id``; raises only for an unreadable body."""
-        decoded = decode_body(
-            body,
-            content_type=content_type,
-            content_encoding=content_encoding,
-            max_bytes=self.max_bytes,
-            max_events=self.max_events,
-        )
-        return await self.ingest_events(org_id, retention_days, decoded.items)
+        context = self._context(org_id, retention_days)
+        if self.pool is not None:
+            batch = await self.pool.prepare(body, content_type, content_encoding, context)
+        else:
+            batch = prepare_body(
+                body, content_type, content_encoding, context, self.normaliser, self.prices
+            )
+        return await self._commit(org_id, batch)
 
     async def ingest_events(
         self, org_id: str, retention_days: int, items: list[Any]
     ) -> IngestResult:
-        """Validate, deduplicate and durably write already-decoded events."""
-        result = IngestResult()
-        now_ms = int(self.clock() * 1000)
-        rows = []
+        """Validate, deduplicate and durably write already-decoded events (``RawEvent``s
+        or ``EventRejection``s, in request order)."""
+        context = self._context(org_id, retention_days)
+        batch = prepare_items(items, context, self.normaliser, self.prices)
+        return await self._commit(org_id, batch)
+
+    async def _commit(self, org_id: str, batch: PreparedBatch) -> IngestResult:
+        result = IngestResult(rejected=batch.rejected)
+        lines = []
         reserved = []
         recent = self.writer.recent
-        for index, item in enumerate(items):
-            checked = (
-                item
-                if isinstance(item, EventRejection)
-                else validate_event(
-                    item,
-                    org_id=org_id,
-                    now_ms=now_ms,
-                    retention_days=retention_days,
-                    normaliser=self.normaliser,
-                    prices=self.prices,
-                )
-            )
-            if isinstance(checked, EventRejection):
-                result.rejected.append(
-                    {"index": index, "code": checked.code, "message": checked.message}
-                )
-                continue
-            # Reserve synchronously (no await in between), so two concurrent requests
-            # carrying the same event_id cannot both count it.
-            if not recent.reserve(org_id, checked[1]):
+        # Reserve synchronously (no await in between), so two concurrent requests
+        # carrying the same event_id cannot both count it.
+        for event_id, line in zip(batch.event_ids, batch.lines, strict=True):
+            if not recent.reserve(org_id, event_id):
                 result.duplicates += 1
                 continue
-            reserved.append(recent.key(org_id, checked[1]))
-            rows.append(checked)
+            reserved.append(recent.key(org_id, event_id))
+            lines.append(line)
         try:
-            await self.writer.write(rows)
+            await self.writer.write_encoded(lines)
         except BaseException:
             recent.release(reserved)
             raise
-        result.accepted = len(rows)
+        result.accepted = len(lines)
         counter = self.telemetry.ingest_events
         counter.labels("accepted").inc(result.accepted)
         counter.labels("duplicate").inc(result.duplicates)

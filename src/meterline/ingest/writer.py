@@ -161,21 +161,38 @@ class IngestWriter:
 
     # -- the request side ------------------------------------------------------------------
 
+    def new_record_id(self) -> str:
+        """A fresh id for one request's rows (their ``ingest_batch``)."""
+        return f"{self._boot}-{next(self._sequence)}"
+
     async def write(self, rows: list[EventRow]) -> None:
         """Make ``rows`` durable; returns when they are fsynced, then tells the listeners."""
         if not rows:
             return
+        record_id = self.new_record_id()
+        for row in rows:
+            row[_BATCH] = record_id
+        await self._write(encode_rows(rows), len(rows), rows)
+
+    async def write_encoded(self, lines: list[bytes]) -> None:
+        """Like :meth:`write` for rows already encoded by ``store.encode_rows`` (one line
+        each, their record id set)."""
+        if lines:
+            await self._write(b"\n".join(lines), len(lines), None)
+
+    async def _write(self, payload: bytes, count: int, rows: list[EventRow] | None) -> None:
         if self._pending.rows > self.max_pending_rows:
             raise BackpressureError(
                 "the store is behind and the ingest buffer is full",
                 details="Retry after a few seconds.",
             )
-        record_id = f"{self._boot}-{next(self._sequence)}"
-        for row in rows:
-            row[_BATCH] = record_id
         future: Future[None] = Future()
-        self._commits.put((encode_rows(rows), len(rows), future))
+        self._commits.put((payload, count, future))
         await asyncio.wrap_future(future)
+        if not self.listeners:
+            return
+        if rows is None:
+            rows = [list(_decode_row(line)) for line in payload.split(b"\n")]
         for listener in self.listeners:
             try:
                 listener(rows)

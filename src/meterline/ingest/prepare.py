@@ -1,0 +1,137 @@
+"""Turning one request body into store-ready lines: the CPU-heavy half of ingest.
+
+:func:`prepare_body` decodes, validates, normalises and encodes a batch. It touches no
+shared state, so the server runs it in worker processes (:class:`PreparePool`) and keeps
+only deduplication and the durable write on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from meterline.events import EventRejection, PriceTable, RouteNormaliser, validate_event
+from meterline.ingest.decode import decode_body
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A body's valid events as encoded store rows, their ids, and what was rejected."""
+
+    event_ids: list[str] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    """What a batch needs to know about its request."""
+
+    org_id: str
+    retention_days: int
+    now_ms: int
+    record_id: str
+    max_bytes: int
+    max_events: int
+
+
+def prepare_body(
+    body: bytes,
+    content_type: str,
+    content_encoding: str,
+    context: BatchContext,
+    normaliser: RouteNormaliser,
+    prices: PriceTable,
+) -> PreparedBatch:
+    """Decode and validate a body; raises only when the body as a whole is unreadable."""
+    items = decode_body(
+        body,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        max_bytes=context.max_bytes,
+        max_events=context.max_events,
+    ).items
+    return prepare_items(items, context, normaliser, prices)
+
+
+def prepare_items(
+    items: list[Any], context: BatchContext, normaliser: RouteNormaliser, prices: PriceTable
+) -> PreparedBatch:
+    """Validate decoded items and encode the valid ones as store rows."""
+    batch = PreparedBatch()
+    for index, item in enumerate(items):
+        checked = (
+            item
+            if isinstance(item, EventRejection)
+            else validate_event(
+                item,
+                org_id=context.org_id,
+                now_ms=context.now_ms,
+                retention_days=context.retention_days,
+                normaliser=normaliser,
+                prices=prices,
+            )
+        )
+        if isinstance(checked, EventRejection):
+            batch.rejected.append(
+                {"index": index, "code": checked.code, "message": checked.message}
+            )
+            continue
+        checked[-1] = context.record_id
+        batch.event_ids.append(checked[1])
+        batch.lines.append(_encode(checked))
+    return batch
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(
+    rules: tuple[tuple[str, str], ...], prices: dict[str, tuple[float, float]]
+) -> None:
+    _worker["normaliser"] = RouteNormaliser(rules)
+    _worker["prices"] = PriceTable(prices)
+
+
+def _prepare_in_worker(
+    body: bytes, content_type: str, content_encoding: str, context: BatchContext
+) -> PreparedBatch:
+    return prepare_body(
+        body, content_type, content_encoding, context, _worker["normaliser"], _worker["prices"]
+    )
+
+
+class PreparePool:
+    """Worker processes that prepare batches in parallel with the event loop.
+
+    Workers are spawned (not forked: the server process holds the store's threads), each
+    with its own copy of the route rules and price table.
+    """
+
+    def __init__(self, workers: int, normaliser: RouteNormaliser, prices: PriceTable) -> None:
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(normaliser.rules, prices.prices),
+        )
+
+    async def prepare(
+        self, body: bytes, content_type: str, content_encoding: str, context: BatchContext
+    ) -> PreparedBatch:
+        """Prepare one body in a worker process."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, _prepare_in_worker, body, content_type, content_encoding, context
+        )
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self._executor.shutdown(wait=True, cancel_futures=True)

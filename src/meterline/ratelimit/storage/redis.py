@@ -68,9 +68,12 @@ class RedisStorage(Storage):
     ) -> None:
         self.url = url
         self.timeout = timeout
-        self.client: redis.Redis = redis.Redis.from_url(
-            url, max_connections=max_connections, **client_options(timeout)
+        # A blocking pool waits (up to ``timeout``) for a free connection under bursts
+        # instead of failing with "too many connections".
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout, **client_options(timeout)
         )
+        self.client: redis.Redis = redis.Redis.from_pool(pool)
         self._script = self.client.register_script(SCRIPT)
 
     def apply(

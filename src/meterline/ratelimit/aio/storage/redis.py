@@ -35,9 +35,10 @@ class RedisStorage(Storage):
     ) -> None:
         self.url = url
         self.timeout = timeout
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url, max_connections=max_connections, **client_options(timeout)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout, **client_options(timeout)
         )
+        self.client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._script = self.client.register_script(SCRIPT)
 
     async def apply(

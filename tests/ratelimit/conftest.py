@@ -24,7 +24,7 @@ def make_storage(kind: str, server: RedisServer) -> Storage:
     if kind == "memory":
         return MemoryStorage()
     server.flush()
-    storage: Storage = RedisStorage(server.url, timeout=1.0)
+    storage: Storage = RedisStorage(server.url, timeout=5.0)
     return storage
 
 

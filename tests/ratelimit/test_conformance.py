@@ -184,7 +184,7 @@ def test_memory_and_redis_decide_identically(
     redis_server.flush()
     rule = Rule("r", limit, window, algorithm, per=("consumer",), burst=burst)
     clock = FrozenClock(T0 + 0.25)
-    redis = RedisStorage(redis_server.url, timeout=1.0)
+    redis = RedisStorage(redis_server.url, timeout=5.0)
     mem = RateLimiter(MemoryStorage(), [rule], clock=clock)
     red = RateLimiter(redis, [rule], clock=clock)
     try:

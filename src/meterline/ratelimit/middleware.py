@@ -24,6 +24,7 @@ Identify = Callable[[Scope], Awaitable[Identity | None]]
 OnDenied = Callable[[Scope, Identity, Decision], Awaitable[None]]
 """Called after every refused request (to record it as an analytics event)."""
 LimiterSource = RateLimiter | Callable[[Scope], RateLimiter | None]
+SignerSource = ExemptionSigner | Callable[[Scope], ExemptionSigner | None] | None
 
 _MESSAGES = {
     "RATE_LIMIT_EXCEEDED": "Too many requests within the time window",
@@ -76,7 +77,7 @@ class RateLimitMiddleware:
         limiter: LimiterSource,
         *,
         identify: Identify = identify_by_ip,
-        exemptions: ExemptionSigner | None = None,
+        exemptions: SignerSource = None,
         on_denied: OnDenied | None = None,
         adaptive: AdaptiveFactor | None = None,
     ) -> None:
@@ -97,10 +98,15 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         exemption = None
-        if self.exemptions is not None:
+        signer = (
+            self.exemptions
+            if self.exemptions is None or isinstance(self.exemptions, ExemptionSigner)
+            else self.exemptions(scope)
+        )
+        if signer is not None:
             for name, value in scope["headers"]:
                 if name == HEADER.encode():
-                    exemption = self.exemptions.verify(value.decode("latin-1"), identity)
+                    exemption = signer.verify(value.decode("latin-1"), identity)
         decision = await limiter.hit(identity, exemption=exemption)
         headers = [(k.encode(), v.encode()) for k, v in decision_headers(decision, limiter.clock())]
         if not decision.allowed:

@@ -12,6 +12,14 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"METERLINE_{name}", default)
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the server needs to start.
@@ -37,6 +45,9 @@ class Settings:
     route_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     fsync: bool = True
     ingest_workers: int = 2
+    ratelimit_url: str = "memory://"
+    ratelimit_config: Path | None = None
+    ratelimit_adaptive_latency_ms: float | None = None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -55,6 +66,11 @@ class Settings:
             flush_interval=float(_env("FLUSH_INTERVAL", "1.0")),
             flush_rows=int(_env("FLUSH_ROWS", "50000")),
             ingest_workers=int(_env("INGEST_WORKERS", "2")),
+            ratelimit_url=_env("RATELIMIT_URL", "memory://"),
+            ratelimit_config=_path(os.environ.get("METERLINE_RATELIMIT_CONFIG")),
+            ratelimit_adaptive_latency_ms=_float(
+                os.environ.get("METERLINE_RATELIMIT_ADAPTIVE_LATENCY_MS")
+            ),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in given:

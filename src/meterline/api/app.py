@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from meterline import __version__
 from meterline.api.errors import install_error_handlers
 from meterline.api.middleware import RequestIdMiddleware
-from meterline.api.routes import admin, analytics, events, health, oauth, query
+from meterline.api.ratelimiting import install_rate_limiting
+from meterline.api.routes import admin, analytics, events, health, oauth, query, ratelimits
 from meterline.api.services import Services
 from meterline.clock import Clock, system_clock
 from meterline.config import Settings
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             yield
         finally:
             services.close()
+            await services.ratelimits.close()
 
     app = FastAPI(
         title="Meterline",
@@ -42,11 +44,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         analytics.router,
         query.router,
         admin.router,
+        ratelimits.router,
         health.router,
     ):
         app.include_router(router)
     from meterline.dashboard import views
 
     app.include_router(views.router)
+    install_rate_limiting(app)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -84,6 +84,9 @@ async def _meterline_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if exc.status == 503:
         headers = {"Retry-After": "5"}
+    extra = getattr(exc, "headers", None)  # e.g. the rate-limit headers of a quota refusal
+    if isinstance(extra, dict):
+        headers = {**(headers or {}), **extra}
     return error_response(
         exc.status,
         exc.code,

@@ -12,6 +12,7 @@ from meterline.events import PriceTable, RouteNormaliser
 from meterline.ingest import IngestService, IngestWriter, PreparePool
 from meterline.metadb import engine_from_url, migrate
 from meterline.query import QueryService
+from meterline.ratelimit.service import RateLimitService
 from meterline.store import Store, store_from_url
 from meterline.telemetry import Telemetry
 
@@ -29,6 +30,7 @@ class Services:
     ingest: IngestService
     queries: QueryService
     telemetry: Telemetry
+    ratelimits: RateLimitService
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = system_clock) -> Services:
@@ -71,7 +73,15 @@ class Services:
         queries = QueryService(store, clock, observe=telemetry.query_seconds.observe)
         auth = AuthService(engine, clock)
         _ = auth.signer  # create the signing key at start-up, not on the first request
-        return cls(settings, store, auth, writer, ingest, queries, telemetry)
+        ratelimits = RateLimitService(
+            engine,
+            settings.ratelimit_url,
+            config=settings.ratelimit_config,
+            clock=clock,
+            adaptive_latency_ms=settings.ratelimit_adaptive_latency_ms,
+            registry=telemetry.registry,
+        )
+        return cls(settings, store, auth, writer, ingest, queries, telemetry, ratelimits)
 
     def close(self) -> None:
         """Flush acknowledged events into the store and close everything."""

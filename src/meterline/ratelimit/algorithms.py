@@ -1,0 +1,176 @@
+"""The counting algorithms as pure functions over a counter's state.
+
+Each function takes the stored state (``None`` when absent), a :class:`Check` and the
+time, and returns the :class:`Outcome`, the state to store if the decision consumes, and
+when that state may be forgotten. ``resources/check_and_consume.lua`` is the same
+arithmetic for Redis, step for step (same float operations, same rounding), so both
+storages decide identically; the conformance suite holds them to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from meterline.ratelimit.rules import Algorithm
+
+EPSILON = 1e-9
+"""Float slack when turning a fractional allowance into whole units."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One rule applied to one counter: the unit of work a storage evaluates.
+
+    ``capacity`` is the bucket size (``burst`` or ``limit``); ``start``/``end`` bound the
+    window of fixed windows (already part of ``key``).
+    """
+
+    algorithm: Algorithm
+    key: str
+    limit: int
+    window: float
+    capacity: int
+    cost: int
+    start: float = 0.0
+    end: float = 0.0
+
+
+class Outcome(NamedTuple):
+    """What one check decided: allowed, whole units left, when fully reset, when to retry."""
+
+    allowed: bool
+    remaining: int
+    reset_at: float
+    retry_after: float
+
+
+Step = Callable[[Any, Check, float, str], tuple[Outcome, Any, float]]
+
+
+def _floor(value: float) -> int:
+    return max(0, math.floor(value + EPSILON))
+
+
+def fixed_window(state: int | None, c: Check, now: float, token: str) -> tuple[Outcome, Any, float]:
+    """A counter per window; allowed while ``count + cost <= limit``."""
+    count = state or 0
+    if count + c.cost <= c.limit:
+        return Outcome(True, c.limit - count - c.cost, c.end, 0.0), count + c.cost, c.end
+    return Outcome(False, max(0, c.limit - count), c.end, c.end - now), state, c.end
+
+
+def sliding_log(
+    state: list[float] | None, c: Check, now: float, token: str
+) -> tuple[Outcome, Any, float]:
+    """Every admitted unit's time in the last ``window`` seconds; exact, ``O(limit)`` memory."""
+    entries = [t for t in state or () if t > now - c.window]
+    n = len(entries)
+    if n + c.cost <= c.limit:
+        kept = entries + [now] * c.cost
+        return Outcome(True, c.limit - n - c.cost, now + c.window, 0.0), kept, now + c.window
+    # ``k`` oldest entries must leave the window before ``cost`` more fit.
+    k = n + c.cost - c.limit
+    retry = c.window if c.cost > c.limit else entries[k - 1] + c.window - now
+    reset = entries[-1] + c.window if n else now + c.window
+    return Outcome(False, max(0, c.limit - n), reset, retry), state, reset
+
+
+def sliding_window(
+    state: tuple[int, int, int] | None, c: Check, now: float, token: str
+) -> tuple[Outcome, Any, float]:
+    """Two fixed windows, the previous one weighted by how much of it still overlaps."""
+    w = c.window
+    index = math.floor(now / w)
+    cur = prev = 0
+    if state is not None:
+        if state[0] == index:
+            cur, prev = state[1], state[2]
+        elif state[0] == index - 1:
+            prev = state[1]
+    start = index * w
+    elapsed = now - start
+    estimate = prev * (1 - elapsed / w) + cur
+    expires = start + 2 * w
+    if estimate + c.cost <= c.limit:
+        remaining = _floor(c.limit - estimate - c.cost)
+        return Outcome(True, remaining, expires, 0.0), (index, cur + c.cost, prev), expires
+    if c.cost > c.limit:
+        retry = expires - now
+    elif cur + c.cost <= c.limit and prev > 0:
+        retry = start + w * (1 - (c.limit - cur - c.cost) / prev) - now
+    elif cur == 0:
+        retry = start + w - now
+    else:
+        retry = start + w + max(0.0, w * (1 - (c.limit - c.cost) / cur)) - now
+    reset = expires if cur > 0 else start + w
+    return Outcome(False, _floor(c.limit - estimate), reset, max(0.0, retry)), state, expires
+
+
+def token_bucket(
+    state: tuple[float, float] | None, c: Check, now: float, token: str
+) -> tuple[Outcome, Any, float]:
+    """``capacity`` tokens refilled at ``limit / window`` per second; a unit takes one."""
+    rate = c.limit / c.window
+    if state is None:
+        tokens = float(c.capacity)
+    else:
+        tokens = min(float(c.capacity), state[0] + max(0.0, now - state[1]) * rate)
+    if tokens >= c.cost:
+        left = tokens - c.cost
+        reset = now + (c.capacity - left) / rate
+        return Outcome(True, _floor(left), reset, 0.0), (left, now), reset
+    retry = (c.cost - tokens) / rate if c.cost <= c.capacity else c.window
+    reset = now + (c.capacity - tokens) / rate
+    return Outcome(False, _floor(tokens), reset, retry), state, reset
+
+
+def gcra(state: float | None, c: Check, now: float, token: str) -> tuple[Outcome, Any, float]:
+    """The generic cell rate algorithm: one theoretical arrival time per counter."""
+    interval = c.window / c.limit
+    tolerance = c.capacity * interval
+    tat = max(state if state is not None else now, now)
+    new_tat = tat + c.cost * interval
+    allow_at = new_tat - tolerance
+    if now >= allow_at - EPSILON:
+        remaining = _floor((tolerance - (new_tat - now)) / interval)
+        return Outcome(True, remaining, new_tat, 0.0), new_tat, new_tat
+    remaining = _floor((tolerance - (tat - now)) / interval)
+    return Outcome(False, remaining, tat, allow_at - now), state, tat
+
+
+CONCURRENCY_RETRY = 1.0
+"""Seconds a caller denied a concurrency slot is told to wait."""
+
+
+def concurrency(
+    state: dict[str, float] | None, c: Check, now: float, token: str
+) -> tuple[Outcome, Any, float]:
+    """Leases held by requests in flight; each expires after ``window`` if never released."""
+    leases = {k: t for k, t in (state or {}).items() if t > now}
+    n = len(leases)
+    if n + 1 <= c.limit:
+        leases[token] = now + c.window
+        return Outcome(True, c.limit - n - 1, now, 0.0), leases, now + c.window
+    expires = max(leases.values()) if leases else now + c.window
+    return Outcome(False, 0, now, CONCURRENCY_RETRY), state, expires
+
+
+STEPS: dict[Algorithm, Step] = {
+    Algorithm.FIXED_WINDOW: fixed_window,
+    Algorithm.SLIDING_LOG: sliding_log,
+    Algorithm.SLIDING_WINDOW: sliding_window,
+    Algorithm.TOKEN_BUCKET: token_bucket,
+    Algorithm.GCRA: gcra,
+    Algorithm.CONCURRENCY: concurrency,
+}
+
+
+def evaluate(state: Any, c: Check, now: float, token: str) -> tuple[Outcome, Any, float]:
+    """Run ``c``'s algorithm; a limit of 0 denies everything for one window."""
+    if c.limit <= 0:
+        end = c.end if c.algorithm is Algorithm.FIXED_WINDOW else now + c.window
+        return Outcome(False, 0, end, end - now), state, end
+    return STEPS[c.algorithm](state, c, now, token)

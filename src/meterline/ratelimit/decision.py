@@ -1,0 +1,99 @@
+"""What the limiter decided, and the HTTP headers that tell a client about it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from meterline.ratelimit.rules import Rule
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """One rule's view of a request: its (effective) limit and what is left of it."""
+
+    rule: Rule
+    limit: int
+    allowed: bool
+    remaining: int
+    reset_at: float
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer for one request.
+
+    ``rule`` is the rule that decided: on a denial the denying rule with the longest wait,
+    otherwise the rule with the least left (``None`` when no rule applied). ``limit``,
+    ``remaining``, ``reset_at`` (unix seconds when that rule is whole again) and
+    ``retry_after`` (seconds; 0 when allowed) are that rule's. ``states`` holds every
+    rule that applied. ``degraded`` marks a decision taken by the failure policy because
+    storage failed; ``exempt`` one where a signed exemption skipped rules; ``factor`` is
+    the adaptive factor applied. ``token`` and ``leases`` let :meth:`RateLimiter.release`
+    give concurrency slots back.
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float
+    retry_after: float
+    rule: Rule | None
+    states: tuple[RuleState, ...] = ()
+    degraded: bool = False
+    exempt: bool = False
+    factor: float = 1.0
+    token: str = ""
+    leases: tuple[str, ...] = ()
+
+    @property
+    def code(self) -> str:
+        """The error code of a denial: ``QUOTA_EXCEEDED`` for quotas, else rate limit."""
+        if self.degraded and not self.allowed:
+            return "RATE_LIMITER_UNAVAILABLE"
+        if self.rule is not None and self.rule.quota:
+            return "QUOTA_EXCEEDED"
+        return "RATE_LIMIT_EXCEEDED"
+
+
+def choose(states: list[RuleState]) -> RuleState | None:
+    """The state that speaks for a decision (see :class:`Decision`)."""
+    if not states:
+        return None
+    denied = [s for s in states if not s.allowed]
+    if denied:
+        return max(denied, key=lambda s: s.retry_after)
+    return min(states, key=lambda s: (s.remaining, -s.reset_at))
+
+
+def _seconds(value: float) -> int:
+    return max(0, math.ceil(value - 1e-9))
+
+
+def decision_headers(decision: Decision, now: float) -> list[tuple[str, str]]:
+    """The rate-limit response headers for ``decision`` (empty when no rule applied).
+
+    ``X-RateLimit-Limit/Remaining/Reset`` always, ``X-RateLimit-Retry-After`` and
+    ``Retry-After`` on a denial, and the IETF ``RateLimit-Policy`` (every rule that
+    applied) and ``RateLimit`` (the deciding rule) structured fields.
+    """
+    if decision.rule is None:
+        return []
+    headers = [
+        ("X-RateLimit-Limit", str(decision.limit)),
+        ("X-RateLimit-Remaining", str(decision.remaining)),
+        ("X-RateLimit-Reset", str(math.ceil(decision.reset_at))),
+    ]
+    if not decision.allowed:
+        wait = str(max(1, _seconds(decision.retry_after)))
+        headers += [("X-RateLimit-Retry-After", wait), ("Retry-After", wait)]
+    policies = ", ".join(
+        f'"{s.rule.name}";q={s.limit};w={s.rule.policy_window}' for s in decision.states
+    )
+    headers.append(("RateLimit-Policy", policies))
+    reset = _seconds(decision.reset_at - now)
+    headers.append(("RateLimit", f'"{decision.rule.name}";r={decision.remaining};t={reset}'))
+    if decision.factor < 1.0:
+        headers.append(("X-RateLimit-Adaptive-Factor", f"{decision.factor:.2f}"))
+    return headers

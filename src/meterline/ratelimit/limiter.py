@@ -1,0 +1,107 @@
+"""The synchronous rate limiter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from meterline.ratelimit.core import LimiterCore, Prepared, log
+from meterline.ratelimit.decision import Decision
+from meterline.ratelimit.exemptions import Exemption
+from meterline.ratelimit.plans import Plan
+from meterline.ratelimit.rules import Identity, Rule
+from meterline.ratelimit.storage import Storage, StorageError, storage_from_url
+
+
+class RateLimiter(LimiterCore):
+    """Checks and consumes every applicable rule of a request atomically.
+
+    ``storage`` is a :class:`Storage` or a URL (``memory://``, ``redis://host:6379/0``).
+    Rules apply to every request they match; a plan (by name through the ``plans`` book,
+    or a :class:`Plan`) adds its rules. When storage fails or its circuit breaker is open
+    the rules' failure policies decide at once, and the failure is logged and counted in
+    :attr:`stats`.
+
+    Example:
+        >>> limiter = RateLimiter("memory://", [Rule("per-ip", 100, 60, per=("ip",))])
+        >>> decision = limiter.hit(Identity(ip="203.0.113.9"))
+        >>> decision.allowed, decision.remaining
+        (True, 99)
+    """
+
+    def __init__(
+        self, storage: Storage | str = "memory://", rules: Iterable[Rule] = (), **options: Any
+    ) -> None:
+        timeout = options.pop("timeout", None)
+        extra = {} if timeout is None else {"timeout": timeout}
+        if not isinstance(storage, Storage):
+            storage = storage_from_url(storage, **extra)
+        self.storage = storage
+        super().__init__(rules, **options)
+
+    def _run(self, p: Prepared, consume: bool) -> Decision:
+        if not p.checks:
+            return self.decide(p, True, [])
+        if not self.breaker.allow():
+            return self.fallback(p, "circuit open")
+        try:
+            allowed, outcomes = self.storage.apply(p.now, p.checks, p.token, consume)
+        except StorageError as exc:
+            self.stats.storage_errors += 1
+            self.breaker.failure()
+            log.warning("rate-limit storage error: %s (%s)", exc, exc.details)
+            return self.fallback(p, "storage error")
+        self.breaker.success()
+        return self.decide(p, allowed, outcomes)
+
+    def hit(
+        self,
+        identity: Identity,
+        *,
+        cost: int = 1,
+        plan: Plan | str | None = None,
+        exemption: Exemption | None = None,
+    ) -> Decision:
+        """Decide a request and, if every rule allows it, consume ``cost`` from each."""
+        rules = self.request_rules(identity, plan)
+        return self._run(self.prepare(identity, rules, cost, exemption), True)
+
+    def peek(
+        self, identity: Identity, *, cost: int = 1, plan: Plan | str | None = None
+    ) -> Decision:
+        """What :meth:`hit` would decide, without consuming anything."""
+        rules = self.request_rules(identity, plan)
+        return self._run(self.prepare(identity, rules, cost, None), False)
+
+    def check_rules(
+        self, identity: Identity, rules: Sequence[Rule], *, cost: int = 1, consume: bool = True
+    ) -> Decision:
+        """Decide against exactly ``rules`` (those that apply to ``identity``)."""
+        return self._run(self.prepare(identity, rules, cost, None), consume)
+
+    def consume_quota(
+        self,
+        org_id: str,
+        name: str,
+        plan: Plan | str,
+        *,
+        cost: int = 1,
+        consumer: str | None = None,
+    ) -> Decision:
+        """Consume ``cost`` units of the plan's quota ``name`` (e.g. ``"reports"``) for the
+        org; a plan without that quota is unlimited. Denials carry ``QUOTA_EXCEEDED``."""
+        identity = Identity(org=org_id, consumer=consumer)
+        rule = self.quota_rule(identity, name, plan)
+        return self.check_rules(identity, [rule] if rule is not None else [], cost=cost)
+
+    def release(self, decision: Decision) -> None:
+        """Give back the concurrency slots ``decision`` holds (call when the request ends)."""
+        for key in decision.leases:
+            try:
+                self.storage.release(key, decision.token)
+            except StorageError:
+                self.stats.storage_errors += 1  # the lease expires on its own
+
+    def close(self) -> None:
+        """Close the storage."""
+        self.storage.close()

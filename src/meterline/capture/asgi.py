@@ -25,6 +25,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("meterline.capture")
 
+_MISSING = object()
 _perf = time.perf_counter
 _now = time.time
 
@@ -56,7 +57,7 @@ class MeterlineMiddleware:
     def __init__(self, app: ASGIApp, client: CaptureClient | None = None) -> None:
         self.app = app
         self.client = client or get_client()
-        self._routes: dict[int, str | None] = {}
+        self._routes: dict[int, object] = {}
         self._request_type: Any = None
         if self.client.identify is not None:
             try:
@@ -68,11 +69,15 @@ class MeterlineMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = self.client
-        if scope["type"] != "http" or client.exporter is None or client.excluded(scope["path"]):
+        if (
+            scope["type"] != "http"
+            or client.exporter is None
+            or (client.exclude_paths and scope["path"].startswith(client.exclude_paths))
+        ):
             await self.app(scope, receive, send)
             return
-        started = _perf()
         wall = _now()
+        started = _perf()
         state = [500, 0]
 
         async def send_wrapper(message: Message) -> None:
@@ -93,25 +98,27 @@ class MeterlineMiddleware:
                 log.exception("Meterline could not record a request")
 
     def _route(self, scope: Scope) -> str | None:
+        # Keyed by the route (FastAPI) or endpoint object, kept alive by the app itself.
         route = scope.get("route")
         if route is not None:
-            path = getattr(route, "path_format", None) or getattr(route, "path", None)
-            if path:
-                return template(str(path))
+            found = self._routes.get(id(route), _MISSING)
+            if found is _MISSING:
+                path = getattr(route, "path_format", None) or getattr(route, "path", None)
+                found = template(str(path)) if path else None
+                self._routes[id(route)] = found
+            return found  # type: ignore[return-value]
         path_template = scope.get("path_template")
         if path_template:
             return template(str(path_template))
         endpoint = scope.get("endpoint")
         if endpoint is None:
             return None
-        key = id(endpoint)
-        try:
-            return self._routes[key]
-        except KeyError:
-            found = _route_from_router(scope.get("router"), endpoint)
-            result = template(found) if found else None
-            self._routes[key] = result
-            return result
+        found = self._routes.get(id(endpoint), _MISSING)
+        if found is _MISSING:
+            path = _route_from_router(scope.get("router"), endpoint)
+            found = template(path) if path else None
+            self._routes[id(endpoint)] = found
+        return found  # type: ignore[return-value]
 
     def _record(self, scope: Scope, status: int, size: int, latency: float, wall: float) -> None:
         client = self.client
@@ -121,7 +128,7 @@ class MeterlineMiddleware:
         kept: dict[str, str] | None = None
         for name, value in scope["headers"]:
             if name == b"user-agent":
-                user_agent = value.decode("latin-1")
+                user_agent = value
             elif name == b"content-length":
                 try:
                     request_size = int(value)
@@ -155,7 +162,7 @@ class MeterlineMiddleware:
                 request_size,
                 size,
                 client_ip,
-                user_agent,
+                user_agent.decode("latin-1") if user_agent is not None else None,
                 consumer,
                 kept,
             )

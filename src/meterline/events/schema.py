@@ -203,13 +203,15 @@ def validate_event(
     retention_days: int,
     normaliser: RouteNormaliser,
     prices: PriceTable,
+    history: bool = False,
 ) -> EventRow | EventRejection:
     """Check one decoded event against the event contract and build its store row.
 
     Never raises: every problem becomes an :class:`EventRejection` naming the field.
+    ``history`` lifts the age limit of live events, for imports of old logs.
     """
     try:
-        return _build_row(raw, org_id, now_ms, retention_days, normaliser, prices)
+        return _build_row(raw, org_id, now_ms, retention_days, normaliser, prices, history)
     except _Invalid as exc:
         return EventRejection(exc.code, str(exc))
 
@@ -221,6 +223,7 @@ def _build_row(
     retention_days: int,
     normaliser: RouteNormaliser,
     prices: PriceTable,
+    history: bool = False,
 ) -> EventRow:
     event_id = _text(raw.event_id, "event_id", 128, required=True)
     if not event_id:
@@ -240,7 +243,7 @@ def _build_row(
             ) from None
         if ts > now_ms + _MAX_FUTURE_MS:
             raise _Invalid("'timestamp' is more than a day in the future; check the clock")
-        if ts < now_ms - _MAX_AGE_MS:
+        if ts < (0 if history else now_ms - _MAX_AGE_MS):
             raise _Invalid("'timestamp' is older than any plan keeps data")
     properties = raw.properties
     if properties is None:

@@ -72,9 +72,12 @@ class IngestService:
         return await self.ingest_events(org_id, retention_days, decoded.items)
 
     async def ingest_events(
-        self, org_id: str, retention_days: int, items: list[Any]
+        self, org_id: str, retention_days: int, items: list[Any], *, history: bool = False
     ) -> IngestResult:
-        """Validate, deduplicate and durably write already-decoded events."""
+        """Validate, deduplicate and durably write already-decoded events.
+
+        ``history`` accepts timestamps of any age (imports of old access logs).
+        """
         result = IngestResult()
         now_ms = int(self.clock() * 1000)
         rows = []
@@ -91,6 +94,7 @@ class IngestService:
                     retention_days=retention_days,
                     normaliser=self.normaliser,
                     prices=self.prices,
+                    history=history,
                 )
             )
             if isinstance(checked, EventRejection):

@@ -67,7 +67,14 @@ def serving(app: Any, kind: str) -> Iterator[httpx.Client]:
         import uvicorn
 
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                proxy_headers=False,
+            )
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -33,6 +33,7 @@ def test_record_and_track_llm(org: Org) -> None:
             }
         )
         got = {r["model"]: r for r in rows}
+        assert set(got) == {"gpt-4o", "claude-x"}
         assert got["gpt-4o"]["llm_requests"] == 2
         assert got["gpt-4o"]["input_tokens"] == 900
         assert got["gpt-4o"]["output_tokens"] == 250

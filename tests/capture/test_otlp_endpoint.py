@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from typing import Any
 
 import httpx
@@ -98,8 +99,6 @@ def post(org: Org, body: bytes, content_type: str, gzipped: bool) -> httpx.Respo
 
 
 def test_json_and_protobuf_exports(org: Org) -> None:
-    import time
-
     document = export(time.time_ns() - 60_000_000_000)
     response = post(org, json.dumps(document).encode(), "application/json", gzipped=True)
     assert response.status_code == 200, response.text
@@ -110,13 +109,11 @@ def test_json_and_protobuf_exports(org: Org) -> None:
 
     # The same spans again as protobuf: same trace/span ids, so nothing is counted twice.
     message = ExportTraceServiceRequest()
-    json_format.ParseDict(json.loads(json.dumps(document)), message)
-    for resource_spans in message.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for item in scope_spans.spans:
-                n = int.from_bytes(item.trace_id[-4:], "big")
-                item.trace_id = n.to_bytes(16, "big")  # protobuf carries raw ids
-                item.span_id = n.to_bytes(8, "big")
+    json_format.ParseDict(document, message)
+    sent = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    for item, original in zip(message.resource_spans[0].scope_spans[0].spans, sent, strict=True):
+        item.trace_id = bytes.fromhex(original["traceId"])  # protobuf carries raw ids
+        item.span_id = bytes.fromhex(original["spanId"])
     response = post(org, message.SerializeToString(), "application/x-protobuf", gzipped=False)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-protobuf"
@@ -124,11 +121,20 @@ def test_json_and_protobuf_exports(org: Org) -> None:
     parsed.ParseFromString(response.content)
     assert parsed.partial_success.rejected_spans == 1
 
+    # A later, distinct span: once it is visible, everything sent before it is stored.
+    marker = export(time.time_ns() - 30_000_000_000)
+    marker["resourceSpans"][0]["scopeSpans"][0]["spans"] = [
+        span(99, 2, time.time_ns() - 30_000_000_000, 1.0, http__method="PUT", http__route="/m")
+        | {"attributes": attrs(http__method="PUT", http__route="/m", http__status_code=200)}
+    ]
+    assert post(org, json.dumps(marker).encode(), "application/json", gzipped=False).json() == {}
+
     def stored() -> dict[tuple[str, str, int, str], dict[str, Any]]:
         got = org.by_request()
         assert {k: int(v["requests"]) for k, v in got.items()} == {
             ("POST", "/carts/{cart_id}", 201, ""): 1,
             ("GET", "/carts/:id", 503, ""): 1,
+            ("PUT", "/m", 200, ""): 1,
         }
         return got
 

@@ -96,6 +96,8 @@ def import_logs(
     paths = expand(files or [])
     if follow and (len(paths) != 1 or paths[0] == "-"):
         raise typer.BadParameter("--follow takes exactly one file")
+    if url and not key:
+        raise typer.BadParameter("--key (an ingest key) is required with --url")
     mapping = dict(item.split("=", 1) for item in (field or []) if "=" in item)
     try:
         sink = HttpSink(url, key or "") if url else _local_sink(data_dir, org)

@@ -23,8 +23,8 @@ run: $(STAMP)
 	$(BIN)/meterline quickstart --data-dir $(DATA_DIR) --port $(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
 test: $(STAMP) system-deps lint

@@ -11,7 +11,16 @@ from meterline import __version__
 from meterline.api.errors import install_error_handlers
 from meterline.api.middleware import RequestIdMiddleware
 from meterline.api.ratelimiting import install_rate_limiting
-from meterline.api.routes import admin, analytics, events, health, oauth, query, ratelimits
+from meterline.api.routes import (
+    admin,
+    analytics,
+    events,
+    health,
+    oauth,
+    otlp,
+    query,
+    ratelimits,
+)
 from meterline.api.services import Services
 from meterline.clock import Clock, system_clock
 from meterline.config import Settings
@@ -41,6 +50,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     for router in (
         oauth.router,
         events.router,
+        otlp.router,
         analytics.router,
         query.router,
         admin.router,

@@ -128,6 +128,16 @@ class RawEvent(msgspec.Struct, forbid_unknown_fields=False, gc=False):
     comment: str = ""
 
 
+def checked_event(**fields: Any) -> RawEvent:
+    """A :class:`RawEvent` from Python values, with the same type and bound checks as
+    decoding a request (``None`` means absent; numeric strings are accepted for numbers).
+
+    Raises ``msgspec.ValidationError`` naming the field, for importers to report.
+    """
+    present = {name: value for name, value in fields.items() if value is not None}
+    return msgspec.convert(present, RawEvent, strict=False)
+
+
 @dataclass(frozen=True, slots=True)
 class EventRejection:
     """Why one event of a batch was refused: a public error code and a fix-it message."""
@@ -188,7 +198,7 @@ def parse_timestamp(value: Any) -> int:
     raise ValueError("timestamp must be an ISO 8601 string or epoch milliseconds")
 
 
-def _timestamp(raw: RawEvent, now_ms: int) -> int:
+def _timestamp(raw: RawEvent, now_ms: int, history: bool) -> int:
     if raw.timestamp is None:
         return now_ms
     try:
@@ -200,7 +210,7 @@ def _timestamp(raw: RawEvent, now_ms: int) -> int:
         ) from None
     if ts > now_ms + _MAX_FUTURE_MS:
         raise _Invalid("'timestamp' is more than a day in the future; check the clock")
-    if ts < now_ms - _MAX_AGE_MS:
+    if not history and ts < now_ms - _MAX_AGE_MS:
         raise _Invalid("'timestamp' is older than any plan keeps data")
     return ts
 
@@ -213,13 +223,15 @@ def validate_event(
     retention_days: int,
     normaliser: RouteNormaliser,
     prices: PriceTable,
+    history: bool = False,
 ) -> EventRow | EventRejection:
     """Check one decoded event against the per-type rules and build its store row.
 
     Never raises: every problem becomes an :class:`EventRejection` naming the field.
+    ``history`` lifts the age limit of live events, for imports of old logs.
     """
     try:
-        return _build_row(raw, org_id, now_ms, retention_days, normaliser, prices)
+        return _build_row(raw, org_id, now_ms, retention_days, normaliser, prices, history)
     except _Invalid as exc:
         return EventRejection(exc.code, str(exc))
 
@@ -231,9 +243,10 @@ def _build_row(
     retention_days: int,
     normaliser: RouteNormaliser,
     prices: PriceTable,
+    history: bool = False,
 ) -> EventRow:
     kind = raw.type
-    ts = _timestamp(raw, now_ms)
+    ts = _timestamp(raw, now_ms, history)
     props = raw.properties
     props_text = ""
     if props:

@@ -62,9 +62,15 @@ def prepare_body(
 
 
 def prepare_items(
-    items: list[Any], context: BatchContext, normaliser: RouteNormaliser, prices: PriceTable
+    items: list[Any],
+    context: BatchContext,
+    normaliser: RouteNormaliser,
+    prices: PriceTable,
+    *,
+    history: bool = False,
 ) -> PreparedBatch:
-    """Validate decoded items and encode the valid ones as store rows."""
+    """Validate decoded items and encode the valid ones as store rows (``history``
+    accepts timestamps of any age)."""
     batch = PreparedBatch()
     for index, item in enumerate(items):
         checked = (
@@ -77,6 +83,7 @@ def prepare_items(
                 retention_days=context.retention_days,
                 normaliser=normaliser,
                 prices=prices,
+                history=history,
             )
         )
         if isinstance(checked, EventRejection):

@@ -94,12 +94,13 @@ class IngestService:
         return await self._commit(org_id, batch)
 
     async def ingest_events(
-        self, org_id: str, retention_days: int, items: list[Any]
+        self, org_id: str, retention_days: int, items: list[Any], *, history: bool = False
     ) -> IngestResult:
         """Validate, deduplicate and durably write already-decoded events (``RawEvent``s
-        or ``EventRejection``s, in request order)."""
+        or ``EventRejection``s, in request order); ``history`` accepts timestamps of any
+        age (imports of old access logs)."""
         context = self._context(org_id, retention_days)
-        batch = prepare_items(items, context, self.normaliser, self.prices)
+        batch = prepare_items(items, context, self.normaliser, self.prices, history=history)
         return await self._commit(org_id, batch)
 
     async def _commit(self, org_id: str, batch: PreparedBatch) -> IngestResult:

@@ -290,21 +290,42 @@ class IngestWriter:
 
     def _insert(self, pending: _Pending) -> bool:
         started = time.perf_counter()
-        try:
-            # Large inserts are far cheaper per row; cap them so one stays bounded.
-            for offset in range(0, len(pending.payloads), 400):
-                self.store.insert_encoded(b"\n".join(pending.payloads[offset : offset + 400]))
-        except Exception:
-            log.exception("store insert of %d rows failed; will retry", pending.rows)
-            self.telemetry.store_insert_failures.inc()
-            return False
+        inserted = 0
+        # Large inserts are far cheaper per row; cap them so one stays bounded.
+        while pending.payloads:
+            chunk = pending.payloads[:400]
+            try:
+                self.store.insert_encoded(b"\n".join(chunk))
+            except Exception:
+                if not self.store.ping():
+                    log.exception("store unavailable; %d rows wait in the log", pending.rows)
+                    self.telemetry.store_insert_failures.inc()
+                    return False
+                # The store answers but refuses this chunk: find the records it refuses
+                # so one bad record cannot hold back every event after it.
+                self._insert_one_by_one(chunk)
+            # Drop what is stored, so a retry after a later failure cannot repeat it.
+            del pending.payloads[: len(chunk)]
+            inserted += sum(p.count(b"\n") + 1 for p in chunk)
         self.telemetry.store_insert.observe(time.perf_counter() - started)
-        self.telemetry.store_insert_rows.inc(pending.rows)
+        self.telemetry.store_insert_rows.inc(inserted)
         if pending.end is not None:
             self.wal.checkpoint(pending.end)
         with self._cond:
             self.telemetry.pending_rows.set(self._pending.rows)
         return True
+
+    def _insert_one_by_one(self, payloads: list[bytes]) -> None:
+        quarantine = self.wal.directory / "quarantine"
+        for payload in payloads:
+            try:
+                self.store.insert_encoded(payload)
+            except Exception:
+                quarantine.mkdir(exist_ok=True)
+                path = quarantine / f"{time.time_ns()}.ndjson"
+                path.write_bytes(payload)
+                self.telemetry.store_insert_failures.inc()
+                log.exception("the store refused one ingest record; kept in %s", path)
 
     def flush_now(self, timeout: float = 30.0) -> None:
         """Block until every row acknowledged so far is in the store (tests, shutdown)."""

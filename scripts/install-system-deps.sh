@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite and benchmarks drive for real, when missing:
 # chromium (dashboard tests), redis-server (rate limiting), wrk (ingest benchmark),
-# goaccess (access-log import comparison) and poppler-utils (PDF report checks).
+# goaccess (access-log import comparison), poppler-utils (PDF report checks) and
+# postgresql (the metadata database's server alternative).
 set -euo pipefail
 declare -A wanted=(
   [chromium]=chromium
@@ -14,6 +15,7 @@ missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -161,10 +161,10 @@ def main() -> None:
         creds = tenant(data_dir)
         server, url = start_server(data_dir)
         try:
-            measured = {
-                b: run_wrk(url, bodies[b], creds["key"], args.duration, args.connections)
-                for b in sizes
-            }
+            measured = {}
+            for b in sizes:
+                measured[b] = run_wrk(url, bodies[b], creds["key"], args.duration, args.connections)
+                measured[b]["drain_s"] = drain_seconds(url)
         finally:
             stop(server)
         direct = store_direct(bodies, rows_total=200_000)

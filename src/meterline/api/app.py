@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from meterline import __version__
 from meterline.api.errors import install_error_handlers
 from meterline.api.middleware import RequestIdMiddleware
-from meterline.api.routes import admin, analytics, events, health, oauth, query
+from meterline.api.routes import admin, analytics, events, health, oauth, query, stream
 from meterline.api.services import Services
 from meterline.clock import Clock, system_clock
 from meterline.config import Settings
@@ -24,9 +24,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.open(settings, clock)
         app.state.services = services
+        await services.hub.start()
         try:
             yield
         finally:
+            await services.hub.stop()
             services.close()
 
     app = FastAPI(
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         query.router,
         admin.router,
         health.router,
+        stream.router,
     ):
         app.include_router(router)
     from meterline.dashboard import views

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
 from meterline.auth import AuthService
@@ -12,6 +13,7 @@ from meterline.events import PriceTable, RouteNormaliser
 from meterline.ingest import IngestService, IngestWriter
 from meterline.metadb import engine_from_url, migrate
 from meterline.query import QueryService
+from meterline.realtime import LiveWindows, StreamHub, TicketBook, seed_windows
 from meterline.store import Store, store_from_url
 from meterline.telemetry import Telemetry
 
@@ -29,6 +31,8 @@ class Services:
     ingest: IngestService
     queries: QueryService
     telemetry: Telemetry
+    hub: StreamHub
+    tickets: TicketBook
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = system_clock) -> Services:
@@ -49,6 +53,10 @@ class Services:
             telemetry=telemetry,
         )
         writer.start()
+        windows = LiveWindows()
+        # Seeded before ingest opens, then fed by every durable batch.
+        seed_windows(windows, store, clock())
+        writer.listeners.append(windows.add_rows)
         normaliser = RouteNormaliser(settings.route_rules)
         ingest = IngestService(
             writer,
@@ -62,7 +70,12 @@ class Services:
         queries = QueryService(store, clock, observe=telemetry.query_seconds.observe)
         auth = AuthService(engine, clock)
         _ = auth.signer  # create the signing key at start-up, not on the first request
-        return cls(settings, store, auth, writer, ingest, queries, telemetry)
+        hub = StreamHub(
+            windows, queries, clock, registry=telemetry.registry, epoch=secrets.token_hex(6)
+        )
+        return cls(
+            settings, store, auth, writer, ingest, queries, telemetry, hub, TicketBook(clock)
+        )
 
     def close(self) -> None:
         """Flush acknowledged events into the store and close everything."""

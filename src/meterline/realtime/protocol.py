@@ -18,7 +18,7 @@ from meterline.realtime.window import LIVE_SECONDS
 
 _DURATION = re.compile(r"^(\d{1,5})(s|m|h|d)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_WINDOW_SECONDS = 7 * 86400
+MAX_WINDOW_SECONDS = 31 * 86400
 REAL_TIME_SECONDS = 0.25
 STORE_MIN_FREQUENCY = 10.0
 AGGREGATIONS = ("avg", "sum", "min", "max", "p95", "raw")
@@ -239,7 +239,7 @@ def parse_subscribe(message: dict[str, Any]) -> SubscriptionSpec:
     window_label = raw_filters.get("time_window", "5m")
     window = parse_duration(window_label)
     if window is None or not 1 <= window <= MAX_WINDOW_SECONDS:
-        _problem(errors, "filters.time_window", "must look like 30s, 5m, 1h or 24h (≤ 7d)")
+        _problem(errors, "filters.time_window", "must look like 30s, 5m, 1h or 24h (≤ 31d)")
         window = 300.0
     aggregation = raw_filters.get("aggregation", "avg")
     if aggregation not in AGGREGATIONS:

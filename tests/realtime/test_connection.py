@@ -15,6 +15,7 @@ from meterline.realtime import (
     ConnectionState,
     IllegalTransitionError,
 )
+from tests.realtime.wsclient import run_async
 
 PRINCIPAL = Principal("org", "basic", ("analytics:read",), "client", "client")
 
@@ -61,7 +62,7 @@ def test_latest_update_replaces_unsent_one_and_alerts_all_arrive() -> None:
         conn.stop()
         return sock
 
-    sock = asyncio.run(scenario())
+    sock = run_async(scenario())
     updates = [m["seq"] for m in sock.sent if m["type"] == "metric_update"]
     alerts = [m["n"] for m in sock.sent if m["type"] == "alert"]
     assert alerts == [25, 50, 75, 100]
@@ -80,7 +81,7 @@ def test_stalled_reader_is_evicted_with_4008() -> None:
             await asyncio.sleep(0.02)
         return sock, conn
 
-    sock, conn = asyncio.run(scenario())
+    sock, conn = run_async(scenario())
     assert sock.closed is not None and sock.closed[0] == CLOSE_SLOW_CONSUMER
     assert conn.state is ConnectionState.DRAINING
 
@@ -94,7 +95,7 @@ def test_fifo_overflow_evicts_instead_of_growing() -> None:
         await asyncio.sleep(0.05)
         return sock, conn
 
-    sock, conn = asyncio.run(scenario())
+    sock, conn = run_async(scenario())
     assert sock.closed is not None and sock.closed[0] == CLOSE_SLOW_CONSUMER
     assert conn.depth == 0
 

@@ -15,7 +15,14 @@ import pytest
 from meterline.auth import AuthService
 from meterline.metadb import engine_from_url
 from tests.helpers import ServerProcess, Tenant, eventually
-from tests.realtime.wsclient import closed_with, connect, recv_json, recv_until, send
+from tests.realtime.wsclient import (
+    closed_with,
+    connect,
+    recv_json,
+    recv_until,
+    run_async,
+    send,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -114,7 +121,7 @@ def test_snapshot_on_subscribe_and_values_equal_post_query(
         await ws.close()
         return latest
 
-    latest = asyncio.run(scenario())
+    latest = run_async(scenario())
     filters_for = {
         "all": [],
         "narrow": [
@@ -183,7 +190,7 @@ def test_other_orgs_traffic_never_reaches_a_subscription(
         await ws.close()
         return seen
 
-    for message in asyncio.run(scenario()):
+    for message in run_async(scenario()):
         if message["type"] == "metric_update":
             assert message["metrics"][0]["value"] == 0
 
@@ -203,7 +210,7 @@ def test_auth_failures_send_an_error_frame_then_close(
         ws = await connect(_ws_url(stream_server, query))
         return await closed_with(ws)
 
-    frames, closed = asyncio.run(scenario())
+    frames, closed = run_async(scenario())
     assert closed == code
     assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == error
 
@@ -217,7 +224,7 @@ def test_token_without_analytics_scope_is_closed_4403(
     async def scenario() -> tuple[list[dict[str, Any]], int]:
         return await closed_with(await connect(_ws_url(stream_server, f"?token={token}")))
 
-    frames, closed = asyncio.run(scenario())
+    frames, closed = run_async(scenario())
     assert closed == 4403
     assert frames[-1]["error"]["code"] == "AUTH_SCOPE_INSUFFICIENT"
 
@@ -242,7 +249,7 @@ def test_subprotocol_bearer_and_authorization_header(
         await ws2.close()
         return chosen, first["type"], second["type"]
 
-    assert asyncio.run(scenario()) == ("meterline.v2", "connected", "connected")
+    assert run_async(scenario()) == ("meterline.v2", "connected", "connected")
 
 
 def test_ticket_opens_one_connection_only(
@@ -264,7 +271,7 @@ def test_ticket_opens_one_connection_only(
         frames, code = await closed_with(await connect(_ws_url(stream_server, f"?ticket={ticket}")))
         return first["type"], code, frames[-1]["error"]["code"]
 
-    assert asyncio.run(scenario()) == ("connected", 4401, "AUTH_TOKEN_INVALID")
+    assert run_async(scenario()) == ("connected", 4401, "AUTH_TOKEN_INVALID")
     log = (stream_server.data_dir / "server.log").read_text()
     assert "WebSocket /v2/stream?ticket=[redacted]" in log
     assert ticket not in log and token not in log
@@ -297,7 +304,7 @@ def test_bad_messages_get_error_frames_and_the_connection_stays_open(
         _, code = await closed_with(ws)
         return invalid, unknown, pong, code
 
-    invalid, unknown, pong, code = asyncio.run(scenario())
+    invalid, unknown, pong, code = run_async(scenario())
     assert invalid["type"] == "error" and invalid["subscription_id"] == "bad"
     assert invalid["error"]["code"] == "VALIDATION_ERROR"
     fields = {e["field"] for e in invalid["error"]["validation_errors"]}
@@ -326,7 +333,7 @@ def test_expiring_token_warns_then_closes_4001(
     async def scenario() -> tuple[list[dict[str, Any]], int]:
         return await closed_with(await connect(_ws_url(stream_server, f"?token={token}")))
 
-    frames, code = asyncio.run(scenario())
+    frames, code = run_async(scenario())
     kinds = [f["type"] for f in frames]
     assert kinds[0] == "connected" and "token_expiring" in kinds and kinds[-1] == "error"
     assert frames[-1]["error"]["code"] == "AUTH_TOKEN_INVALID"
@@ -355,7 +362,7 @@ def test_refresh_keeps_the_connection(
         await ws.close()
         return refused, refreshed, pong
 
-    refused, refreshed, pong = asyncio.run(scenario())
+    refused, refreshed, pong = run_async(scenario())
     assert refused["error"]["code"] == "AUTH_TOKEN_INVALID"
     assert refreshed["type"] == "token_refreshed"
     assert pong["id"] == "still-here"
@@ -396,8 +403,31 @@ def test_threshold_alert_fires_and_resolves_once_and_survives_reconnect(
         await ws2.close()
         return [fired], [replay]
 
-    first, replay = asyncio.run(scenario())
+    first, replay = run_async(scenario())
     assert first[0]["state"] == "firing" and first[0]["metric"] == "requests"
     assert first[0]["value"] == 6 and first[0]["threshold"] == 4
     # The reconnected subscription hears of the same alert, not a new one.
     assert replay[0]["alert_id"] == first[0]["alert_id"] and replay[0]["state"] == "firing"
+
+
+def test_resume_continues_seq_on_the_same_node_and_resyncs_across_epochs(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _reader_token(stream_server, stream_tenants[0])
+    base = {"action": "subscribe", "subscription_id": "r", "metrics": ["requests"]}
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        epoch = (await recv_json(ws))["epoch"]
+        await send(ws, {**base, "resume": {"seq": 41, "epoch": epoch}})
+        await recv_json(ws)
+        same_node = await recv_json(ws)
+        await send(ws, {**base, "resume": {"seq": 41, "epoch": "another-boot"}})
+        frames = [await recv_json(ws) for _ in range(3)]
+        await ws.close()
+        return same_node, frames
+
+    same_node, frames = run_async(scenario())
+    assert same_node["type"] == "metric_update" and same_node["seq"] == 42
+    assert [f["type"] for f in frames] == ["subscribed", "resync", "metric_update"]
+    assert frames[1]["reason"] == "node_restart"

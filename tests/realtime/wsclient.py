@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection
+
+T = TypeVar("T")
 
 
 async def connect(url: str, **kwargs: Any) -> ClientConnection:
@@ -45,3 +48,10 @@ async def closed_with(
     except websockets.ConnectionClosed as closed:
         assert closed.rcvd is not None
         return frames, closed.rcvd.code
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a fresh event loop in its own thread (Playwright's sync API may
+    already own this thread's loop when browser tests ran earlier in the session)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

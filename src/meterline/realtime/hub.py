@@ -229,8 +229,12 @@ class StreamHub:
             )
         bucket.tokens -= 1
 
-    async def subscribe(self, conn: Connection, spec: SubscriptionSpec) -> None:
-        """Attach (or replace) a subscription, answer ``subscribed`` and a first snapshot."""
+    async def subscribe(self, conn: Connection, spec: SubscriptionSpec, resume: Any = None) -> None:
+        """Attach (or replace) a subscription, answer ``subscribed`` and a first snapshot.
+
+        ``resume`` ({seq, epoch}) from a reconnecting client continues its sequence when
+        the epoch is this node's; otherwise a ``resync`` (node_restart) precedes the snapshot.
+        """
         self._take_token(conn)
         replacing = spec.subscription_id in conn.subscriptions
         if not replacing and len(conn.subscriptions) >= MAX_SUBSCRIPTIONS:
@@ -258,6 +262,19 @@ class StreamHub:
                 "timestamp": iso_now(now),
             }
         )
+        if isinstance(resume, dict):
+            seq = resume.get("seq")
+            if resume.get("epoch") == self.epoch and isinstance(seq, int) and seq >= 0:
+                conn.seq[spec.subscription_id] = max(conn.seq.get(spec.subscription_id, 0), seq)
+            else:
+                conn.offer(
+                    {
+                        "type": "resync",
+                        "subscription_id": spec.subscription_id,
+                        "reason": "node_restart",
+                        "timestamp": iso_now(now),
+                    }
+                )
         self._arm_alerts(conn, spec, now)
         body = await self._compute(org_id, spec, now)
         conn.offer_update(spec.subscription_id, self._frame(conn, spec.subscription_id, body))

@@ -184,7 +184,7 @@ async def _handle(svc: Services, conn: Connection, body: dict[str, Any], now: fl
     sub_id = body.get("subscription_id") if isinstance(body.get("subscription_id"), str) else None
     try:
         if action == "subscribe":
-            await hub.subscribe(conn, parse_subscribe(body))
+            await hub.subscribe(conn, parse_subscribe(body), body.get("resume"))
         elif action == "unsubscribe":
             hub.unsubscribe(conn, str(body.get("subscription_id")))
         elif action == "ping":

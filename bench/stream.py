@@ -123,7 +123,13 @@ async def ingest_latency(
 
 
 async def fan_out(
-    server: ServerProcess, ingest_key: str, token: str, clients: int, subs: int, seconds: float
+    server: ServerProcess,
+    ingest_key: str,
+    token: str,
+    clients: int,
+    subs: int,
+    seconds: float,
+    stalled: bool = False,
 ) -> dict[str, float]:
     ws_url = f"ws://127.0.0.1:{server.port}/v2/stream"
     route = f"/bench/fanout/{uuid.uuid4().hex[:6]}"
@@ -131,6 +137,11 @@ async def fan_out(
     for ws in sockets:
         for s in range(subs):
             await _subscribe(ws, f"s{s}", route)
+    # A client that subscribes and then never reads: the others must not notice it.
+    stuck = await _connect(ws_url, token) if stalled else None
+    if stuck is not None:
+        for s in range(subs):
+            await _subscribe(stuck, f"s{s}", route)
     lags: list[float] = []
     frames = 0
     stop = time.monotonic() + seconds
@@ -166,6 +177,8 @@ async def fan_out(
     cpu = (_cpu_seconds(server.proc.pid) - cpu0) / (time.monotonic() - wall0)
     for ws in sockets:
         await ws.close()
+    if stuck is not None:
+        stuck.transport.abort()
     return {
         "frames_per_s": frames / seconds,
         "lag_p50_ms": _pct(lags, 0.5) * 1000 if lags else float("nan"),
@@ -207,10 +220,22 @@ def main() -> None:
             wide = asyncio.run(
                 fan_out(server, tenant.ingest_key, token, args.clients, args.subs, args.seconds)
             )
+            stall = asyncio.run(
+                fan_out(
+                    server,
+                    tenant.ingest_key,
+                    token,
+                    args.clients,
+                    args.subs,
+                    args.seconds,
+                    stalled=True,
+                )
+            )
             print(f"fan-out over {args.seconds:.0f} s with ingest every 100 ms")
             for label, figures in (
                 ("baseline 1 × 1", base),
                 (f"{args.clients} clients × {args.subs} subs", wide),
+                ("same + 1 stalled client", stall),
             ):
                 print(
                     f"  {label:<22} {figures['frames_per_s']:8.1f} frames/s"
@@ -222,6 +247,10 @@ def main() -> None:
                 f"  ratio: {wide['frames_per_s'] / base['frames_per_s']:.0f}x the frames,"
                 f" {wide['lag_p99_ms'] / base['lag_p99_ms']:.1f}x the p99 lag,"
                 f" {wide['server_cpu_pct'] / max(base['server_cpu_pct'], 0.1):.1f}x the CPU"
+            )
+            print(
+                "  with one stalled client the others received"
+                f" {stall['frames_per_s'] / wide['frames_per_s'] * 100:.1f} % of the frames"
             )
         finally:
             server.stop()

@@ -77,8 +77,11 @@ def make_tenant(data_dir: Path, name: str, plan: str = "basic", operator: bool =
 class ServerProcess:
     """``meterline serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, log_level: str = "warning"
+    ) -> None:
         self.data_dir = data_dir
+        self.log_level = log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "METERLINE_FLUSH_INTERVAL": "0.2", **(env or {})}
@@ -99,7 +102,7 @@ class ServerProcess:
                     "--data-dir",
                     str(self.data_dir),
                     "--log-level",
-                    "warning",
+                    self.log_level,
                 ],
                 stdout=handle,
                 stderr=handle,

@@ -65,7 +65,7 @@ def test_overview_renders_live_data(
         "document.querySelector('[data-kpi=total_requests] .value').textContent === '2,000'",
         timeout=20_000,
     )
-    assert page.inner_text("#updated").startswith("updated")
+    assert page.inner_text("#updated").startswith("live")
     page.close()
 
 

@@ -36,7 +36,7 @@ def test_only_needed_intermediates_are_computed() -> None:
     query = parse_query({"metrics": ["requests"], "range": "1h"}, now=NOW)
     assert "quantiles" not in compile_query(query, "o").sql
     query = parse_query({"metrics": ["latency_p95"], "range": "1h"}, now=NOW)
-    assert "quantilesTDigest" in compile_query(query, "o").sql
+    assert "quantilesDD" in compile_query(query, "o").sql
 
 
 @pytest.mark.parametrize(

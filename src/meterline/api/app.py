@@ -20,6 +20,7 @@ from meterline.api.routes import (
     otlp,
     query,
     ratelimits,
+    stream,
 )
 from meterline.api.services import Services
 from meterline.clock import Clock, system_clock
@@ -34,9 +35,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.open(settings, clock)
         app.state.services = services
+        await services.hub.start()
         try:
             yield
         finally:
+            await services.hub.stop()
             services.close()
             await services.ratelimits.close()
 
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         admin.router,
         ratelimits.router,
         health.router,
+        stream.router,
     ):
         app.include_router(router)
     from meterline.dashboard import views

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
 from meterline.auth import AuthService
@@ -13,6 +14,7 @@ from meterline.ingest import IngestService, IngestWriter, PreparePool
 from meterline.metadb import engine_from_url, migrate
 from meterline.query import QueryService
 from meterline.ratelimit.service import RateLimitService
+from meterline.realtime import LiveWindows, StreamHub, TicketBook, seed_windows
 from meterline.store import Store, store_from_url
 from meterline.telemetry import Telemetry
 
@@ -31,6 +33,8 @@ class Services:
     queries: QueryService
     telemetry: Telemetry
     ratelimits: RateLimitService
+    hub: StreamHub
+    tickets: TicketBook
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = system_clock) -> Services:
@@ -51,6 +55,10 @@ class Services:
             telemetry=telemetry,
         )
         writer.start()
+        windows = LiveWindows()
+        # Seeded before ingest opens, then fed by every durable batch.
+        seed_windows(windows, store, clock())
+        writer.listeners.append(windows.add_rows)
         normaliser = RouteNormaliser.from_file(
             settings.data_dir / "route-rules.json", extra=settings.route_rules
         )
@@ -81,7 +89,21 @@ class Services:
             adaptive_latency_ms=settings.ratelimit_adaptive_latency_ms,
             registry=telemetry.registry,
         )
-        return cls(settings, store, auth, writer, ingest, queries, telemetry, ratelimits)
+        hub = StreamHub(
+            windows, queries, clock, registry=telemetry.registry, epoch=secrets.token_hex(6)
+        )
+        return cls(
+            settings,
+            store,
+            auth,
+            writer,
+            ingest,
+            queries,
+            telemetry,
+            ratelimits,
+            hub,
+            TicketBook(clock),
+        )
 
     def close(self) -> None:
         """Flush acknowledged events into the store and close everything."""

@@ -59,7 +59,10 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("uvicorn.access").addFilter(_RedactSecrets())
+    # uvicorn logs WebSocket handshakes ("WebSocket /v2/stream?ticket=…" [accepted]) on
+    # uvicorn.error, not uvicorn.access, so both need the filter.
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_RedactSecrets())
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from meterline.api.deps import services
@@ -101,6 +101,20 @@ def overview_panel(request: Request) -> Response:
     if principal is None:
         return Response(status_code=401)
     return templates.TemplateResponse(request, "panel.html", _panel_context(request, principal))
+
+
+@router.post("/dashboard/stream-ticket")
+def stream_ticket(request: Request) -> Response:
+    """A single-use ``/v2/stream`` ticket for the signed-in page, so the session token
+    never appears in a WebSocket URL (or in a log line)."""
+    principal = _principal(request)
+    token = request.cookies.get(COOKIE)
+    if principal is None or token is None:
+        return Response(status_code=401)
+    svc = services(request)
+    expires = float(svc.auth.signer.verify(token, now=svc.auth.clock()).expires_at)
+    ticket, _ = svc.tickets.issue(principal, expires)
+    return JSONResponse({"ticket": ticket}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -10,7 +10,7 @@ from meterline.query import presets
 from meterline.query.compiler import CompiledQuery, compile_query
 from meterline.query.model import FILTER_OPS, Filter, MetricQuery, OrderBy, parse_query
 from meterline.query.planner import Segment, plan_segments
-from meterline.query.service import QueryResult, QueryService, iso
+from meterline.query.service import QueryResult, QueryService, iso, metric_value
 from meterline.query.timerange import TimeRange, parse_instant, resolve_range
 from meterline.query.vocabulary import DIMENSIONS, METRICS, Dimension, Metric
 
@@ -30,6 +30,7 @@ __all__ = [
     "TimeRange",
     "compile_query",
     "iso",
+    "metric_value",
     "parse_instant",
     "parse_query",
     "plan_segments",

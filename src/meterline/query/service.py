@@ -50,7 +50,8 @@ def _parse_store_time(value: Any) -> datetime:
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
-def _metric_value(name: str, value: Any) -> Any:
+def metric_value(name: str, value: Any) -> Any:
+    """A metric's raw value as the API answers it: rounded, empty values defaulted."""
     metric = METRICS[name]
     if metric.kind == "time":
         if value is None:
@@ -110,7 +111,7 @@ class QueryService:
         if query.granularity:
             out["timestamp"] = iso(_parse_store_time(row["ts"]))
         for name in query.metrics:
-            out[name] = _metric_value(name, row[f"m_{name}"])
+            out[name] = metric_value(name, row[f"m_{name}"])
         return out
 
     def _series(self, data: list[dict[str, Any]], query: MetricQuery) -> list[dict[str, Any]]:

@@ -1,0 +1,226 @@
+"""One stream connection: its state machine and its bounded, conflating outbox.
+
+The publisher only ever calls :meth:`Connection.offer_update` / :meth:`Connection.offer`,
+which never wait. Per subscription there is one slot: a newer ``metric_update`` replaces
+an unsent one (conflation). Alerts and control frames go through a small FIFO that is
+never conflated; when it overflows, or a send stays pending past the write deadline, the
+connection is evicted with close code 4008 so one stalled reader cannot hold the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Any
+
+from meterline.auth import Principal
+
+log = logging.getLogger(__name__)
+
+FIFO_FRAMES = 64
+OUTBOX_BYTES = 1024 * 1024
+WRITE_DEADLINE = 10.0
+
+CLOSE_SLOW_CONSUMER = 4008
+CLOSE_TOKEN_EXPIRED = 4001
+CLOSE_BAD_REQUEST = 4400
+CLOSE_INVALID_TOKEN = 4401
+CLOSE_SCOPE = 4403
+CLOSE_LIMIT = 4429
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+
+
+class ConnectionState(StrEnum):
+    """CONNECTING → SUBSCRIBED → DRAINING → CLOSED; nothing goes back."""
+
+    CONNECTING = "connecting"
+    SUBSCRIBED = "subscribed"
+    DRAINING = "draining"
+    CLOSED = "closed"
+
+
+_ALLOWED = {
+    ConnectionState.CONNECTING: {ConnectionState.SUBSCRIBED, ConnectionState.CLOSED},
+    ConnectionState.SUBSCRIBED: {ConnectionState.DRAINING, ConnectionState.CLOSED},
+    ConnectionState.DRAINING: {ConnectionState.CLOSED},
+    ConnectionState.CLOSED: set(),
+}
+
+
+class IllegalTransitionError(RuntimeError):
+    """A connection was asked to move to a state it cannot reach from where it is."""
+
+
+Send = Callable[[str], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]
+
+
+def encode(message: dict[str, Any]) -> str:
+    """One JSON text frame."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+class Connection:
+    """A client socket as the hub sees it: identity, subscriptions, outbox and writer."""
+
+    def __init__(
+        self,
+        connection_id: str,
+        principal: Principal,
+        token_expires_at: float,
+        send: Send,
+        close: Close,
+        *,
+        write_deadline: float = WRITE_DEADLINE,
+        fifo_frames: int = FIFO_FRAMES,
+    ) -> None:
+        self.connection_id = connection_id
+        self.principal = principal
+        self.token_expires_at = token_expires_at
+        self.expiry_warned = False
+        self.state = ConnectionState.CONNECTING
+        self.subscriptions: dict[str, Any] = {}
+        self.seq: dict[str, int] = {}
+        self.last_sent = 0.0
+        self.drops = 0
+        self._send = send
+        self._close = close
+        self._slots: dict[str, str] = {}
+        self._fifo: deque[str] = deque()
+        self._bytes = 0
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._sending_since: float | None = None
+        self.write_deadline = write_deadline
+        self.fifo_frames = fifo_frames
+        self.close_code: int | None = None
+        self.on_evict: Callable[[Connection], None] | None = None
+
+    # -- state ----------------------------------------------------------------------------
+
+    def transition(self, target: ConnectionState) -> None:
+        """Move to ``target`` or raise :class:`IllegalTransitionError`."""
+        if target not in _ALLOWED[self.state]:
+            raise IllegalTransitionError(f"{self.state} → {target} is not allowed")
+        self.state = target
+
+    @property
+    def open(self) -> bool:
+        """True while frames may still be queued."""
+        return self.state is ConnectionState.SUBSCRIBED
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Frames waiting to be sent."""
+        return len(self._fifo) + len(self._slots)
+
+    def next_seq(self, subscription_id: str) -> int:
+        """The next sequence number of a subscription's updates."""
+        value = self.seq.get(subscription_id, 0) + 1
+        self.seq[subscription_id] = value
+        return value
+
+    def offer_update(self, subscription_id: str, frame: str) -> None:
+        """Queue a ``metric_update``, replacing any unsent one of the same subscription."""
+        if not self.open:
+            return
+        old = self._slots.pop(subscription_id, None)
+        if old is not None:
+            self._bytes -= len(old)
+            self.drops += 1
+        self._slots[subscription_id] = frame
+        self._bytes += len(frame)
+        self._wake.set()
+        self._check_bounds()
+
+    def offer(self, message: dict[str, Any]) -> None:
+        """Queue an alert or control frame in order; never conflated."""
+        if self.state in (ConnectionState.CLOSED, ConnectionState.DRAINING):
+            return
+        frame = encode(message)
+        self._fifo.append(frame)
+        self._bytes += len(frame)
+        self._wake.set()
+        self._check_bounds()
+
+    def _check_bounds(self) -> None:
+        if len(self._fifo) > self.fifo_frames or self._bytes > OUTBOX_BYTES:
+            self.evict("outbox overflow")
+
+    def stalled(self, now: float) -> bool:
+        """True when a send has been pending longer than the write deadline."""
+        return self._sending_since is not None and now - self._sending_since > self.write_deadline
+
+    def evict(self, reason: str) -> None:
+        """Drop this slow consumer: stop queueing, cancel the writer, close with 4008."""
+        if self.state in (ConnectionState.CLOSED, ConnectionState.DRAINING):
+            return
+        log.warning("evicting slow stream consumer %s: %s", self.connection_id, reason)
+        self.state = ConnectionState.DRAINING
+        self._slots.clear()
+        self._fifo.clear()
+        if self.on_evict is not None:
+            self.on_evict(self)
+        if self._writer is not None:
+            self._writer.cancel()
+        self.close_code = CLOSE_SLOW_CONSUMER
+        asyncio.get_running_loop().create_task(self._close_quietly(CLOSE_SLOW_CONSUMER, reason))
+
+    async def _close_quietly(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._close(code, reason[:120]), timeout=2)
+
+    def start_writer(self, clock: Callable[[], float]) -> None:
+        """Start the task that drains the outbox onto the socket."""
+        self._writer = asyncio.get_running_loop().create_task(self._drain(clock))
+
+    async def _drain(self, clock: Callable[[], float]) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._fifo or self._slots:
+                if self._fifo:
+                    frame = self._fifo.popleft()
+                else:
+                    sub_id = next(iter(self._slots))
+                    frame = self._slots.pop(sub_id)
+                self._bytes -= len(frame)
+                self._sending_since = clock()
+                try:
+                    await asyncio.wait_for(self._send(frame), timeout=self.write_deadline)
+                except TimeoutError:
+                    self._sending_since = None
+                    self.evict("send pending past the write deadline")
+                    return
+                except Exception:
+                    self._sending_since = None
+                    return
+                self._sending_since = None
+                self.last_sent = clock()
+
+    async def flush_and_close(self, code: int, reason: str, timeout: float = 2.0) -> None:
+        """Send what is queued (briefly), then close with ``code``."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        if self.state is ConnectionState.SUBSCRIBED:
+            self.transition(ConnectionState.DRAINING)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._fifo or self._slots) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self.close_code = code
+        await self._close_quietly(code, reason)
+
+    def stop(self) -> None:
+        """Mark closed and cancel the writer (the socket is gone)."""
+        self.state = ConnectionState.CLOSED
+        if self._writer is not None:
+            self._writer.cancel()

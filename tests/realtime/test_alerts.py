@@ -1,0 +1,29 @@
+"""Threshold alert lifecycle: only transitions produce messages."""
+
+from __future__ import annotations
+
+from meterline.realtime.alerts import AlertState, ThresholdAlert
+from meterline.realtime.protocol import Threshold
+
+
+def test_pending_then_firing_once_then_resolved_once() -> None:
+    alert = ThresholdAlert(Threshold("error_rate", "above", 0.1, 30.0), "org|sub|error_rate")
+    assert alert.observe(0.05, 1000.0, "s") is None
+    assert alert.observe(0.2, 1001.0, "s") is None
+    assert alert.state is AlertState.PENDING
+    assert alert.observe(0.3, 1020.0, "s") is None
+    fired = alert.observe(0.3, 1031.0, "s")
+    assert fired is not None and fired["state"] == "firing" and fired["value"] == 0.3
+    assert alert.observe(0.4, 1032.0, "s") is None
+    resolved = alert.observe(0.01, 1040.0, "s")
+    assert resolved is not None and resolved["state"] == "resolved"
+    assert resolved["alert_id"] == fired["alert_id"]
+    assert alert.observe(0.01, 1041.0, "s") is None
+
+
+def test_condition_that_stops_while_pending_never_fires() -> None:
+    alert = ThresholdAlert(Threshold("requests", "below", 10, 60.0), "k")
+    assert alert.observe(3, 0.0, "s") is None
+    assert alert.observe(30, 30.0, "s") is None
+    assert alert.observe(3, 70.0, "s") is None
+    assert alert.state is AlertState.PENDING

@@ -1,0 +1,433 @@
+"""``/v2/stream`` end to end: a real server process and a real WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from meterline.auth import AuthService
+from meterline.metadb import engine_from_url
+from tests.helpers import ServerProcess, Tenant, eventually
+from tests.realtime.wsclient import (
+    closed_with,
+    connect,
+    recv_json,
+    recv_until,
+    run_async,
+    send,
+)
+
+pytestmark = [pytest.mark.e2e]
+
+VOCAB = {
+    "requests": "requests",
+    "requests_per_minute": "requests_per_minute",
+    "errors": "errors",
+    "error_rate": "error_rate",
+    "api_response_time": "latency_avg",
+    "p50_latency": "latency_p50",
+    "p95_latency": "latency_p95",
+    "p99_latency": "latency_p99",
+    "active_consumers": "unique_consumers",
+    "bandwidth": "bandwidth_bytes",
+}
+
+
+def _ws_url(server: ServerProcess, query: str = "") -> str:
+    return f"ws://127.0.0.1:{server.port}/v2/stream{query}"
+
+
+def _ingest(server: ServerProcess, tenant: Tenant, events: list[dict[str, Any]]) -> None:
+    response = httpx.post(
+        f"{server.url}/v2/events",
+        json=events,
+        headers={"Authorization": f"Bearer {tenant.ingest_key}"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == len(events)
+
+
+def _traffic(n: int, route_prefix: str = "/orders") -> list[dict[str, Any]]:
+    now_ms = int(time.time() * 1000)
+    statuses = (200, 200, 201, 404, 500, 503, 302)
+    return [
+        {
+            "event_id": uuid.uuid4().hex,
+            "timestamp": now_ms - (i * 397) % 90_000,
+            "method": ("GET", "POST")[i % 2],
+            "route": f"{route_prefix}/{('a', 'b', 'c')[i % 3]}",
+            "status": statuses[i % len(statuses)],
+            "latency_ms": round(3 + (i * 7.31) % 900, 1),
+            "consumer_id": f"cust_{i % 11}",
+            "region": ("eu", "us")[i % 2],
+            "request_size": 100 + i,
+            "response_size": 1000 + 3 * i,
+        }
+        for i in range(n)
+    ]
+
+
+def _reader_token(server: ServerProcess, tenant: Tenant) -> str:
+    return server.token(tenant.reader_id, tenant.reader_secret)
+
+
+def test_snapshot_on_subscribe_and_values_equal_post_query(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    tenant = stream_tenants[0]
+    token = _reader_token(stream_server, tenant)
+    subs = {
+        "all": {},
+        "narrow": {"endpoints": ["/orders/a", "/orders/b"], "status_class": ["4xx", "5xx"]},
+        "eu": {"regions": ["eu"], "methods": ["GET"]},
+    }
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        connected = await recv_json(ws)
+        assert connected["type"] == "connected" and connected["heartbeat_interval"] == 20.0
+        for sub_id, extra in subs.items():
+            await send(
+                ws,
+                {
+                    "action": "subscribe",
+                    "subscription_id": sub_id,
+                    "metrics": list(VOCAB),
+                    "filters": {"time_window": "5m", "aggregation": "avg", **extra},
+                    "delivery_frequency": "real_time",
+                },
+            )
+            subscribed = await recv_json(ws)
+            assert subscribed["type"] == "subscribed"
+            assert subscribed["subscription_id"] == sub_id
+            snapshot = await recv_json(ws)
+            # The first snapshot comes at once, before any traffic or delivery tick.
+            assert snapshot["type"] == "metric_update" and snapshot["seq"] == 1
+            assert snapshot["subscription_id"] == sub_id
+            assert [m["name"] for m in snapshot["metrics"]] == list(VOCAB)
+        _ingest(stream_server, tenant, _traffic(700))
+        latest: dict[str, dict[str, Any]] = {}
+        while len(latest) < len(subs) or latest["all"]["metrics"][0]["value"] < 700:
+            message = await recv_until(ws, lambda m: m["type"] == "metric_update")
+            latest[message["subscription_id"]] = message
+        await ws.close()
+        return latest
+
+    latest = run_async(scenario())
+    filters_for = {
+        "all": [],
+        "narrow": [
+            {"field": "route", "op": "in", "value": ["/orders/a", "/orders/b"]},
+            {"field": "status_class", "op": "in", "value": ["4xx", "5xx"]},
+        ],
+        "eu": [
+            {"field": "region", "op": "in", "value": ["eu"]},
+            {"field": "method", "op": "in", "value": ["GET"]},
+        ],
+    }
+    for sub_id, update in latest.items():
+        live = {m["name"]: m["value"] for m in update["metrics"]}
+        assert {m["name"]: m["unit"] for m in update["metrics"]}["p95_latency"] == "ms"
+
+        def check(sub_id: str = sub_id, live: dict[str, Any] = live) -> None:
+            response = httpx.post(
+                f"{stream_server.url}/v2/query",
+                json={
+                    "metrics": sorted(set(VOCAB.values())),
+                    "start": latest[sub_id]["window"]["from"],
+                    "end": latest[sub_id]["window"]["to"],
+                    "filters": filters_for[sub_id],
+                },
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            assert response.status_code == 200, response.text
+            row = response.json()["data"][0]
+            assert {name: row[vocab] for name, vocab in VOCAB.items()} == live
+
+        eventually(check)
+    assert latest["narrow"]["metrics"][0]["value"] < latest["all"]["metrics"][0]["value"]
+
+
+def test_other_orgs_traffic_never_reaches_a_subscription(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    ours, theirs = stream_tenants
+    token = _reader_token(stream_server, theirs)
+
+    async def scenario() -> list[dict[str, Any]]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        await recv_json(ws)
+        await send(
+            ws,
+            {
+                "action": "subscribe",
+                "subscription_id": "x",
+                "metrics": ["requests"],
+                "filters": {"time_window": "5m", "endpoints": ["/iso/a"]},
+            },
+        )
+        await recv_json(ws)
+        first = await recv_json(ws)
+        _ingest(stream_server, ours, _traffic(30, "/iso"))
+        # A ping after the ingest: whatever is delivered before the pong is all there is.
+        await asyncio.sleep(1.0)
+        await send(ws, {"action": "ping", "id": "p"})
+        seen = [first]
+        while True:
+            message = await recv_json(ws)
+            if message["type"] == "pong":
+                break
+            seen.append(message)
+        await ws.close()
+        return seen
+
+    for message in run_async(scenario()):
+        if message["type"] == "metric_update":
+            assert message["metrics"][0]["value"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "error"),
+    [
+        ("", 4401, "AUTH_TOKEN_MISSING"),
+        ("?token=not-a-token", 4401, "AUTH_TOKEN_INVALID"),
+        ("?ticket=t_unknown", 4401, "AUTH_TOKEN_INVALID"),
+    ],
+)
+def test_auth_failures_send_an_error_frame_then_close(
+    stream_server: ServerProcess, query: str, code: int, error: str
+) -> None:
+    async def scenario() -> tuple[list[dict[str, Any]], int]:
+        ws = await connect(_ws_url(stream_server, query))
+        return await closed_with(ws)
+
+    frames, closed = run_async(scenario())
+    assert closed == code
+    assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == error
+
+
+def test_token_without_analytics_scope_is_closed_4403(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    tenant = stream_tenants[0]
+    token = stream_server.token(tenant.client_id, tenant.client_secret, scope="reports:read")
+
+    async def scenario() -> tuple[list[dict[str, Any]], int]:
+        return await closed_with(await connect(_ws_url(stream_server, f"?token={token}")))
+
+    frames, closed = run_async(scenario())
+    assert closed == 4403
+    assert frames[-1]["error"]["code"] == "AUTH_SCOPE_INSUFFICIENT"
+
+
+def test_subprotocol_bearer_and_authorization_header(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _reader_token(stream_server, stream_tenants[0])
+    encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+    async def scenario() -> tuple[str | None, str, str]:
+        ws = await connect(
+            _ws_url(stream_server), subprotocols=["meterline.v2", f"meterline.bearer.{encoded}"]
+        )
+        first = await recv_json(ws)
+        chosen = ws.subprotocol
+        await ws.close()
+        ws2 = await connect(
+            _ws_url(stream_server), additional_headers={"Authorization": f"Bearer {token}"}
+        )
+        second = await recv_json(ws2)
+        await ws2.close()
+        return chosen, first["type"], second["type"]
+
+    assert run_async(scenario()) == ("meterline.v2", "connected", "connected")
+
+
+def test_ticket_opens_one_connection_only(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _reader_token(stream_server, stream_tenants[0])
+    response = httpx.post(
+        f"{stream_server.url}/v2/stream/tickets",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    ticket = response.json()["ticket"]
+
+    async def scenario() -> tuple[str, int, str]:
+        ws = await connect(_ws_url(stream_server, f"?ticket={ticket}"))
+        first = await recv_json(ws)
+        await ws.close()
+        frames, code = await closed_with(await connect(_ws_url(stream_server, f"?ticket={ticket}")))
+        return first["type"], code, frames[-1]["error"]["code"]
+
+    assert run_async(scenario()) == ("connected", 4401, "AUTH_TOKEN_INVALID")
+    log = (stream_server.data_dir / "server.log").read_text()
+    assert "WebSocket /v2/stream?ticket=[redacted]" in log
+    assert ticket not in log and token not in log
+
+
+def test_bad_messages_get_error_frames_and_the_connection_stays_open(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _reader_token(stream_server, stream_tenants[0])
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], int]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        await recv_json(ws)
+        await send(
+            ws,
+            {
+                "action": "subscribe",
+                "subscription_id": "bad",
+                "metrics": ["nope"],
+                "filters": {"time_window": "5 minutes"},
+                "delivery_frequency": "sometimes",
+            },
+        )
+        invalid = await recv_json(ws)
+        await send(ws, {"action": "dance"})
+        unknown = await recv_json(ws)
+        await send(ws, {"action": "ping", "id": 7})
+        pong = await recv_json(ws)
+        await ws.send("x" * (70 * 1024))
+        _, code = await closed_with(ws)
+        return invalid, unknown, pong, code
+
+    invalid, unknown, pong, code = run_async(scenario())
+    assert invalid["type"] == "error" and invalid["subscription_id"] == "bad"
+    assert invalid["error"]["code"] == "VALIDATION_ERROR"
+    fields = {e["field"] for e in invalid["error"]["validation_errors"]}
+    assert fields == {"metrics", "filters.time_window", "delivery_frequency"}
+    assert unknown["error"]["code"] == "UNKNOWN_ACTION"
+    assert pong == {"type": "pong", "id": 7, "timestamp": pong["timestamp"]}
+    assert code == 1009
+
+
+def _short_token(data_dir: Path, tenant: Tenant, seconds: int) -> str:
+    engine = engine_from_url(f"sqlite:///{(data_dir / 'metadata.db').resolve()}")
+    try:
+        auth = AuthService(engine)
+        return auth.signer.issue(
+            tenant.reader_id, tenant.org_id, ("analytics:read",), now=time.time() - 3600 + seconds
+        )
+    finally:
+        engine.dispose()
+
+
+def test_expiring_token_warns_then_closes_4001(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _short_token(stream_server.data_dir, stream_tenants[0], 3)
+
+    async def scenario() -> tuple[list[dict[str, Any]], int]:
+        return await closed_with(await connect(_ws_url(stream_server, f"?token={token}")))
+
+    frames, code = run_async(scenario())
+    kinds = [f["type"] for f in frames]
+    assert kinds[0] == "connected" and "token_expiring" in kinds and kinds[-1] == "error"
+    assert frames[-1]["error"]["code"] == "AUTH_TOKEN_INVALID"
+    assert "Token expired at" in frames[-1]["error"]["details"]
+    assert code == 4001
+
+
+def test_refresh_keeps_the_connection(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    tenant = stream_tenants[0]
+    short = _short_token(stream_server.data_dir, tenant, 3)
+    fresh = _reader_token(stream_server, tenant)
+    other = _reader_token(stream_server, stream_tenants[1])
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        ws = await connect(_ws_url(stream_server, f"?token={short}"))
+        await recv_until(ws, lambda m: m["type"] == "token_expiring")
+        await send(ws, {"action": "refresh", "token": other})
+        refused = await recv_json(ws)
+        await send(ws, {"action": "refresh", "token": fresh})
+        refreshed = await recv_json(ws)
+        await asyncio.sleep(5)  # past the old expiry plus grace
+        await send(ws, {"action": "ping", "id": "still-here"})
+        pong = await recv_until(ws, lambda m: m["type"] == "pong")
+        await ws.close()
+        return refused, refreshed, pong
+
+    refused, refreshed, pong = run_async(scenario())
+    assert refused["error"]["code"] == "AUTH_TOKEN_INVALID"
+    assert refreshed["type"] == "token_refreshed"
+    assert pong["id"] == "still-here"
+
+
+def test_threshold_alert_fires_and_resolves_once_and_survives_reconnect(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    tenant = stream_tenants[0]
+    token = _reader_token(stream_server, tenant)
+    route = f"/alerting/{uuid.uuid4().hex[:8]}"
+    subscribe = {
+        "action": "subscribe",
+        "subscription_id": "alerts_monitor",
+        "metrics": ["requests"],
+        "filters": {"time_window": "5m", "endpoints": [route]},
+        "delivery_frequency": "1s",
+        "alert_thresholds": {"requests": {"condition": "above", "value": 4, "duration": "0s"}},
+    }
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        await recv_json(ws)
+        await send(ws, subscribe)
+        _ingest(stream_server, tenant, [{**e, "route": route} for e in _traffic(6)])
+        fired = await recv_until(ws, lambda m: m["type"] == "alert")
+        # Further updates above the threshold bring no second firing.
+        updates = 0
+        while updates < 3:
+            message = await recv_json(ws)
+            assert message["type"] != "alert"
+            updates += message["type"] == "metric_update"
+        await ws.close()
+        ws2 = await connect(_ws_url(stream_server, f"?token={token}"))
+        await recv_json(ws2)
+        await send(ws2, subscribe)
+        replay = await recv_until(ws2, lambda m: m["type"] == "alert")
+        await ws2.close()
+        return [fired], [replay]
+
+    first, replay = run_async(scenario())
+    assert first[0]["state"] == "firing" and first[0]["metric"] == "requests"
+    assert first[0]["value"] == 6 and first[0]["threshold"] == 4
+    # The reconnected subscription hears of the same alert, not a new one.
+    assert replay[0]["alert_id"] == first[0]["alert_id"] and replay[0]["state"] == "firing"
+
+
+def test_resume_continues_seq_on_the_same_node_and_resyncs_across_epochs(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _reader_token(stream_server, stream_tenants[0])
+    base = {"action": "subscribe", "subscription_id": "r", "metrics": ["requests"]}
+
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        epoch = (await recv_json(ws))["epoch"]
+        await send(ws, {**base, "resume": {"seq": 41, "epoch": epoch}})
+        await recv_json(ws)
+        same_node = await recv_json(ws)
+        await send(ws, {**base, "resume": {"seq": 41, "epoch": "another-boot"}})
+        frames = [await recv_json(ws) for _ in range(3)]
+        await ws.close()
+        return same_node, frames
+
+    same_node, frames = run_async(scenario())
+    assert same_node["type"] == "metric_update" and same_node["seq"] == 42
+    assert [f["type"] for f in frames] == ["subscribed", "resync", "metric_update"]
+    assert frames[1]["reason"] == "node_restart"

@@ -87,6 +87,7 @@ class Rule:
     on_error: FailurePolicy = FailurePolicy.OPEN
     adaptive: bool = False
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _everywhere: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name or ":" in self.name or "{" in self.name or "}" in self.name:
@@ -104,9 +105,13 @@ class Rule:
                 raise ConfigurationError(f"rule {self.name}: unknown per field {name!r}")
         object.__setattr__(self, "_pattern", re.compile(translate(self.match)))
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
+        everywhere = not self.per and self.match == "*" and not self.methods
+        object.__setattr__(self, "_everywhere", everywhere)
 
     def applies(self, identity: Identity) -> bool:
         """Whether this rule counts a request from ``identity``."""
+        if self._everywhere:
+            return True
         for name in self.per:
             if getattr(identity, name) is None:
                 return False

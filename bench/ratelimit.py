@@ -28,26 +28,32 @@ from meterline.ratelimit import Algorithm, Identity, MemoryStorage, RateLimiter,
 Result = tuple[float, float, float]  # decisions/s, p50 µs, p99 µs
 
 
-def measure(fn: Callable[[int], object], seconds: float) -> Result:
-    """Call ``fn(i)`` for about ``seconds``; throughput and per-call latency percentiles."""
-    for i in range(200):
-        fn(i)
-    samples: list[int] = []
+def measure(*fns: Callable[[int], object], seconds: float) -> list[Result]:
+    """Run the ``fns`` interleaved in chunks for about ``seconds`` each, so load changes on
+    a shared machine hit them alike; throughput and per-call latency percentiles of each."""
+    for fn in fns:
+        for i in range(200):
+            fn(i)
     clock = time.perf_counter_ns
-    deadline = clock() + int(seconds * 1e9)
-    started = clock()
+    samples: list[list[int]] = [[] for _ in fns]
+    spent = [0] * len(fns)
+    budget = int(seconds * 1e9) * len(fns)
     i = 0
-    while True:
-        t = clock()
-        fn(i)
-        done = clock()
-        samples.append(done - t)
-        i += 1
-        if done > deadline:
-            break
-    elapsed = (clock() - started) / 1e9
-    q = statistics.quantiles(samples, n=100)
-    return i / elapsed, q[49] / 1000, q[98] / 1000
+    while sum(spent) < budget:
+        for k, fn in enumerate(fns):
+            chunk = samples[k]
+            begun = clock()
+            for _ in range(100):
+                t = clock()
+                fn(i)
+                chunk.append(clock() - t)
+                i += 1
+            spent[k] += clock() - begun
+    results = []
+    for k in range(len(fns)):
+        q = statistics.quantiles(samples[k], n=100)
+        results.append((len(samples[k]) / (spent[k] / 1e9), q[49] / 1000, q[98] / 1000))
+    return results
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], int]:
@@ -93,18 +99,20 @@ PAIRS: list[tuple[Algorithm, type[limits.strategies.RateLimiter] | None]] = [
 LIMIT = 10**9  # never refuse: measure the decision path, not the refusal path
 
 
-def ours(storage: object, algorithm: Algorithm, keys: int, seconds: float) -> Result:
+def ours(storage: object, algorithm: Algorithm, keys: int) -> Callable[[int], object]:
     rule = Rule("r", LIMIT, 3600, algorithm, per=("consumer",))
     limiter = RateLimiter(storage, [rule])  # type: ignore[arg-type]
     ids = [Identity(consumer=f"c{k}") for k in range(keys)]
-    return measure(lambda i: limiter.hit(ids[i % keys]), seconds)
+    return lambda i: limiter.hit(ids[i % keys])
 
 
-def theirs(uri: str, cls: type[limits.strategies.RateLimiter], keys: int, s: float) -> Result:
+def theirs(
+    uri: str, cls: type[limits.strategies.RateLimiter], keys: int
+) -> Callable[[int], object]:
     strategy = cls(limits.storage.storage_from_string(uri))
     item = limits.RateLimitItemPerHour(LIMIT)
     names = [f"{cls.__name__}:{keys}:c{k}" for k in range(keys)]
-    return measure(lambda i: strategy.hit(item, names[i % keys]), s)
+    return lambda i: strategy.hit(item, names[i % keys])
 
 
 def main() -> None:
@@ -116,23 +124,37 @@ def main() -> None:
     try:
         print("memory storage (one hot key)")
         for algorithm, cls in PAIRS:
-            mine = ours(MemoryStorage(), algorithm, 1, seconds)
-            base = theirs("memory://", cls, 1, seconds) if cls else None
-            row(algorithm.value, mine, base, f"limits {cls.__name__[:-11]}" if cls else "")
+            if cls is None:
+                row(
+                    algorithm.value,
+                    measure(ours(MemoryStorage(), algorithm, 1), seconds=seconds)[0],
+                    None,
+                )
+                continue
+            mine, base = measure(
+                ours(MemoryStorage(), algorithm, 1), theirs("memory://", cls, 1), seconds=seconds
+            )
+            row(algorithm.value, mine, base, f"limits {cls.__name__[:-11]}")
         print("memory storage (10,000 keys, round robin)")
         for algorithm, cls in PAIRS[:3]:
             assert cls is not None
-            mine = ours(MemoryStorage(), algorithm, 10_000, seconds)
-            row(algorithm.value, mine, theirs("memory://", cls, 10_000, seconds), "limits")
+            mine, base = measure(
+                ours(MemoryStorage(), algorithm, 10_000),
+                theirs("memory://", cls, 10_000),
+                seconds=seconds,
+            )
+            row(algorithm.value, mine, base, "limits")
 
         print("redis storage (one hot key)")
         bare = redis.Redis(port=port)
-        incr = measure(lambda i: bare.incr("bench:incr"), seconds)
-        row("baseline: redis-py INCR round trip", incr, None)
         for algorithm, cls in PAIRS:
-            mine = ours(RedisStorage(url, timeout=1.0), algorithm, 1, seconds)
-            base = theirs(f"redis://127.0.0.1:{port}", cls, 1, seconds) if cls else incr
-            row(algorithm.value, mine, base, "limits" if cls else "INCR")
+            fns = [ours(RedisStorage(url, timeout=1.0), algorithm, 1), lambda i: bare.incr("b:i")]
+            if cls is not None:
+                fns.append(theirs(f"redis://127.0.0.1:{port}", cls, 1))
+            got = measure(*fns, seconds=seconds)
+            row(algorithm.value, got[0], got[1], "one INCR")
+            if cls is not None:
+                row("", got[0], got[2], f"limits {cls.__name__[:-11]}")
 
         print("redis: three-tier decision (org + consumer + ip), headers included")
         tiers = [
@@ -142,7 +164,6 @@ def main() -> None:
         ]
         limiter = RateLimiter(RedisStorage(url, timeout=1.0), tiers)
         who = Identity(org="acme", consumer="c1", ip="10.0.0.1")
-        three = measure(lambda i: limiter.hit(who), seconds)
         strategy = limits.strategies.FixedWindowRateLimiter(
             limits.storage.storage_from_string(f"redis://127.0.0.1:{port}")
         )
@@ -157,8 +178,13 @@ def main() -> None:
                 strategy.hit(item, key)
                 strategy.get_window_stats(item, key)
 
-        base3 = measure(limits_three, seconds)
-        base3s = measure(limits_three_stats, seconds)
+        three, base3, base3s, incr = measure(
+            lambda i: limiter.hit(who),
+            limits_three,
+            limits_three_stats,
+            lambda i: bare.incr("b:i"),
+            seconds=seconds,
+        )
         row("meterline, 3 tiers atomic", three, base3, "limits 3 hits")
         row("", three, base3s, "limits 3 hits+stats")
         row("", three, incr, "one INCR")

@@ -22,6 +22,7 @@ log = logging.getLogger("meterline.ratelimit")
 
 KEY_PREFIX = "ml"
 TARGET_CACHE_SIZE = 100_000
+CIRCUIT_OPEN = "circuit open"
 Targets = tuple[tuple[Rule, str], ...]
 
 
@@ -121,7 +122,12 @@ class LimiterCore:
         """The rules of ``rules`` that apply to ``identity``, each with its counter key."""
         tag = self.hash_tag(identity).replace("{", "").replace("}", "")
         return tuple(
-            (rule, f"{KEY_PREFIX}:{{{tag}}}:{rule.name}:{rule.subject(identity)}")
+            # the algorithm is part of the key: changing a rule's algorithm starts afresh
+            # instead of reading another algorithm's state
+            (
+                rule,
+                f"{KEY_PREFIX}:{{{tag}}}:{rule.name}:{rule.algorithm.value}:{rule.subject(identity)}",
+            )
             for rule in rules
             if rule.applies(identity)
         )
@@ -181,7 +187,7 @@ class LimiterCore:
         if p.exempt:
             stats.exempted += 1
         leases: tuple[str, ...] = ()
-        if allowed:
+        if allowed and any(r.algorithm is Algorithm.CONCURRENCY for r in p.rules):
             leases = tuple(c.key for c in p.checks if c.algorithm is Algorithm.CONCURRENCY)
         if head is None:
             return Decision(True, 0, 0, p.now, 0.0, None, (), degraded, p.exempt, p.factor)
@@ -211,11 +217,12 @@ class LimiterCore:
         if closed:
             self.stats.failed_closed += 1
             states = [RuleState(r, r.limit, False, 0, p.now + wait, wait) for r in closed]
-            log.warning("rate limiter failing closed (%s) for %s", reason, closed[0].name)
+            if reason != CIRCUIT_OPEN:
+                log.warning("rate limiter failing closed (%s) for %s", reason, closed[0].name)
             return self._decision(p, False, states, degraded=True)
         self.stats.failed_open += 1
         states = [RuleState(r, r.limit, True, r.limit, p.now, 0.0) for r in p.rules]
-        if p.rules:
+        if reason != CIRCUIT_OPEN:  # while the breaker is open, count without logging
             log.warning("rate limiter failing open (%s)", reason)
         return self._decision(p, True, states, degraded=True)
 

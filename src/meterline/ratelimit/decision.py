@@ -59,6 +59,8 @@ class Decision:
 
 def choose(states: list[RuleState]) -> RuleState | None:
     """The state that speaks for a decision (see :class:`Decision`)."""
+    if len(states) == 1:
+        return states[0]
     if not states:
         return None
     denied = [s for s in states if not s.allowed]

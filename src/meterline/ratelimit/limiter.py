@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from meterline.ratelimit.core import LimiterCore, Prepared, log
+from meterline.ratelimit.core import CIRCUIT_OPEN, LimiterCore, Prepared, log
 from meterline.ratelimit.decision import Decision
 from meterline.ratelimit.exemptions import Exemption
 from meterline.ratelimit.plans import Plan
@@ -43,7 +43,7 @@ class RateLimiter(LimiterCore):
         if not p.checks:
             return self.decide(p, True, [])
         if not self.breaker.allow():
-            return self.fallback(p, "circuit open")
+            return self.fallback(p, CIRCUIT_OPEN)
         try:
             allowed, outcomes = self.storage.apply(p.now, p.checks, p.token, consume)
         except StorageError as exc:

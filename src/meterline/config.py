@@ -42,7 +42,7 @@ class Settings:
     dedup_capacity: int = 5_000_000
     route_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     fsync: bool = True
-    ratelimit_url: str = "memory://"
+    ratelimit_url: str = "memory://"  # or redis://host:6379/0, or "off"
     ratelimit_config: Path | None = None
     ratelimit_adaptive_latency_ms: float | None = None
 

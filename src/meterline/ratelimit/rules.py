@@ -90,6 +90,11 @@ class Rule:
     _everywhere: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # accept plain strings from config files: "gcra", "day", "closed"
+        object.__setattr__(self, "algorithm", Algorithm(self.algorithm))
+        object.__setattr__(self, "on_error", FailurePolicy(self.on_error))
+        if self.period is not None:
+            object.__setattr__(self, "period", Period(self.period))
         if not self.name or ":" in self.name or "{" in self.name or "}" in self.name:
             raise ConfigurationError(f"rule name {self.name!r} must be non-empty, without : {{ }}")
         if self.limit < 0:

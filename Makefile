@@ -35,6 +35,8 @@ check: test
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/ratelimit.py
+	$(BIN)/python bench/ratelimit_fairness.py
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .mypy_cache .ruff_cache

@@ -45,7 +45,7 @@ class Settings:
     route_rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     fsync: bool = True
     ingest_workers: int = 2
-    ratelimit_url: str = "memory://"
+    ratelimit_url: str = "memory://"  # or redis://host:6379/0, or "off"
     ratelimit_config: Path | None = None
     ratelimit_adaptive_latency_ms: float | None = None
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +20,7 @@ from meterline.ratelimit import (
     Rule,
 )
 from meterline.ratelimit.aio import RateLimiter
+from tests.ratelimit.aio_run import run
 
 T0 = 1_699_999_200.0
 
@@ -46,7 +45,7 @@ def get_many(app: Starlette, n: int, path: str = "/hello", **kw: object) -> list
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             return [await http.get(path, **kw) for _ in range(n)]  # type: ignore[arg-type]
 
-    return asyncio.run(main())
+    return run(main())
 
 
 def test_headers_on_success_and_429_in_the_error_format() -> None:

@@ -10,7 +10,7 @@ import pytest
 from meterline.clock import FrozenClock
 from meterline.errors import ConfigurationError, ValidationError
 from meterline.plans import DEFAULT_PLANS, PlanName
-from meterline.ratelimit import Identity, Plan, PlanBook, RateLimiter, Rule
+from meterline.ratelimit import FailurePolicy, Identity, Period, Plan, PlanBook, RateLimiter, Rule
 from meterline.ratelimit.breaker import CircuitBreaker
 
 T0 = 1_699_999_200.0
@@ -106,3 +106,10 @@ def test_breaker_half_open_probe() -> None:
     assert breaker.allow() and not breaker.allow()  # one probe at a time
     breaker.success()
     assert breaker.state == "closed" and breaker.allow()
+
+
+def test_rules_accept_plain_strings_from_config() -> None:
+    rule = Rule("q", 5, algorithm="fixed_window", period="day", on_error="closed")  # type: ignore[arg-type]
+    assert rule.period is Period.DAY and rule.on_error is FailurePolicy.CLOSED
+    with pytest.raises(ValueError):
+        Rule("q", 5, 60, algorithm="leaky")  # type: ignore[arg-type]

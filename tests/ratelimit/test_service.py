@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from meterline.clock import FrozenClock
 from meterline.metadb import engine_from_url, migrate
 from meterline.ratelimit.errors import RateLimitedError
 from meterline.ratelimit.service import RateLimitService
+from tests.ratelimit.aio_run import run
 
 T0 = 1_699_999_200.0
 
@@ -37,7 +37,7 @@ def test_report_quota_raises_quota_exceeded_with_headers(tmp_path: Path) -> None
         for _ in range(50):
             await svc.consume_quota("big", "reports", "enterprise")  # unlimited
 
-    asyncio.run(main())
+    run(main())
 
 
 def test_overrides_survive_a_restart_and_exemption_secret_is_stable(tmp_path: Path) -> None:
@@ -58,3 +58,11 @@ def again_identity():  # type: ignore[no-untyped-def]
     from meterline.ratelimit import Identity
 
     return Identity(endpoint="/v2/x", method="GET")
+
+
+def test_off_disables_enforcement_but_keeps_the_quota_api(tmp_path: Path) -> None:
+    engine = engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
+    migrate(engine)
+    svc = RateLimitService(engine, "off", clock=FrozenClock(T0), registry=CollectorRegistry())
+    assert not svc.enabled
+    assert run(svc.consume_quota("acme", "reports", "basic")).remaining == 9

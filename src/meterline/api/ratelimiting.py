@@ -33,7 +33,7 @@ def _services(scope: Scope) -> Services | None:
 
 def _limiter(scope: Scope) -> RateLimiter | None:
     svc = _services(scope)
-    if svc is None or not scope["path"].startswith(LIMITED_PREFIXES):
+    if svc is None or not scope["path"].startswith(LIMITED_PREFIXES) or not svc.ratelimits.enabled:
         return None
     return svc.ratelimits.limiter
 

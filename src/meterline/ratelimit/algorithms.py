@@ -2,14 +2,17 @@
 
 Each function takes the stored state (``None`` when absent), a :class:`Check` and the
 time, and returns the :class:`Outcome`, the state to store if the decision consumes, and
-when that state may be forgotten. ``resources/check_and_consume.lua`` is the same
-arithmetic for Redis, step for step (same float operations, same rounding), so both
-storages decide identically; the conformance suite holds them to it.
+when that state may be forgotten. The new state may be a callable ("commit step") that
+mutates the stored container in place and returns it, so logs stay ``O(1)`` per hit.
+``resources/check_and_consume.lua`` is the same arithmetic for Redis, step for step
+(same float operations, same rounding), so both storages decide identically; the
+conformance suite holds them to it.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -20,7 +23,7 @@ EPSILON = 1e-9
 """Float slack when turning a fractional allowance into whole units."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Check:
     """One rule applied to one counter: the unit of work a storage evaluates.
 
@@ -63,14 +66,25 @@ def fixed_window(state: int | None, c: Check, now: float, token: str) -> tuple[O
 
 
 def sliding_log(
-    state: list[float] | None, c: Check, now: float, token: str
+    state: deque[float] | None, c: Check, now: float, token: str
 ) -> tuple[Outcome, Any, float]:
-    """Every admitted unit's time in the last ``window`` seconds; exact, ``O(limit)`` memory."""
-    entries = [t for t in state or () if t > now - c.window]
+    """Every admitted unit's time in the last ``window`` seconds; exact, ``O(limit)`` memory.
+
+    Expired entries are dropped in place (that changes no decision); new entries are
+    added only by the returned commit step.
+    """
+    entries: deque[float] = deque() if state is None else state
+    horizon = now - c.window
+    while entries and entries[0] <= horizon:
+        entries.popleft()
     n = len(entries)
     if n + c.cost <= c.limit:
-        kept = entries + [now] * c.cost
-        return Outcome(True, c.limit - n - c.cost, now + c.window, 0.0), kept, now + c.window
+
+        def commit() -> deque[float]:
+            entries.extend([now] * c.cost)
+            return entries
+
+        return Outcome(True, c.limit - n - c.cost, now + c.window, 0.0), commit, now + c.window
     # ``k`` oldest entries must leave the window before ``cost`` more fit.
     k = n + c.cost - c.limit
     retry = c.window if c.cost > c.limit else entries[k - 1] + c.window - now
@@ -149,11 +163,17 @@ def concurrency(
     state: dict[str, float] | None, c: Check, now: float, token: str
 ) -> tuple[Outcome, Any, float]:
     """Leases held by requests in flight; each expires after ``window`` if never released."""
-    leases = {k: t for k, t in (state or {}).items() if t > now}
+    leases: dict[str, float] = {} if state is None else state
+    for key in [k for k, t in leases.items() if t <= now]:
+        del leases[key]  # expired leases change no decision
     n = len(leases)
     if n + 1 <= c.limit:
-        leases[token] = now + c.window
-        return Outcome(True, c.limit - n - 1, now, 0.0), leases, now + c.window
+
+        def commit() -> dict[str, float]:
+            leases[token] = now + c.window
+            return leases
+
+        return Outcome(True, c.limit - n - 1, now, 0.0), commit, now + c.window
     expires = max(leases.values()) if leases else now + c.window
     return Outcome(False, 0, now, CONCURRENCY_RETRY), state, expires
 

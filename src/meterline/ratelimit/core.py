@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +21,9 @@ from meterline.ratelimit.rules import Algorithm, FailurePolicy, Identity, Rule
 log = logging.getLogger("meterline.ratelimit")
 
 KEY_PREFIX = "ml"
+TARGET_CACHE_SIZE = 100_000
+CIRCUIT_OPEN = "circuit open"
+Targets = tuple[tuple[Rule, str], ...]
 
 
 def default_hash_tag(identity: Identity) -> str:
@@ -40,13 +44,13 @@ class LimiterStats:
     by_code: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prepared:
     """A decision about to be asked of storage."""
 
     now: float
-    rules: tuple[Rule, ...]
-    checks: tuple[Check, ...]
+    rules: list[Rule]
+    checks: list[Check]
     token: str
     exempt: bool
     factor: float
@@ -76,6 +80,10 @@ class LimiterCore:
         self.hash_tag = hash_tag
         self.stats = LimiterStats()
         self._scaled: dict[tuple[int, float], Rule] = {}
+        self._targets: dict[tuple[Identity, str | None, int], Targets] = {}
+        # Decision tokens name leases and log entries: unique per process and across them.
+        self._token_prefix = secrets.token_hex(6)
+        self._tokens = itertools.count()
 
     def plan(self, identity: Identity, plan: Plan | str | None) -> Plan | None:
         """The plan object for ``plan`` (a name is looked up for the identity)."""
@@ -96,39 +104,66 @@ class LimiterCore:
             found = self._scaled[key] = rule.scaled(factor)
         return found
 
-    def prepare(
-        self,
-        identity: Identity,
-        rules: Iterable[Rule],
-        cost: int,
-        exemption: Exemption | None,
-    ) -> Prepared:
-        """Select applicable rules, apply the adaptive factor, build the storage checks."""
+    def targets(self, identity: Identity, plan: Plan | str | None) -> Targets:
+        """The rules that apply to a request and their counter keys (cached per identity)."""
+        if isinstance(plan, Plan):
+            return self.resolve(identity, self.request_rules(identity, plan))
+        version = self.plans.version if isinstance(self.plans, PlanBook) else 0
+        cache_key = (identity, plan, version)
+        found = self._targets.get(cache_key)
+        if found is None:
+            found = self.resolve(identity, self.request_rules(identity, plan))
+            if len(self._targets) >= TARGET_CACHE_SIZE:
+                self._targets.clear()
+            self._targets[cache_key] = found
+        return found
+
+    def resolve(self, identity: Identity, rules: Iterable[Rule]) -> Targets:
+        """The rules of ``rules`` that apply to ``identity``, each with its counter key."""
+        tag = self.hash_tag(identity).replace("{", "").replace("}", "")
+        return tuple(
+            # the algorithm is part of the key: changing a rule's algorithm starts afresh
+            # instead of reading another algorithm's state
+            (
+                rule,
+                f"{KEY_PREFIX}:{{{tag}}}:{rule.name}:{rule.algorithm.value}:{rule.subject(identity)}",
+            )
+            for rule in rules
+            if rule.applies(identity)
+        )
+
+    def prepare(self, targets: Targets, cost: int, exemption: Exemption | None) -> Prepared:
+        """Apply exemptions and the adaptive factor, and build the storage checks."""
         now = self.clock()
         factor = self.adaptive.value if self.adaptive is not None else 1.0
         chosen: list[Rule] = []
         checks: list[Check] = []
         exempt = False
-        tag = self.hash_tag(identity).replace("{", "").replace("}", "")
-        for rule in rules:
-            if not rule.applies(identity):
-                continue
+        for rule, key in targets:
             if exemption is not None and exemption.covers(rule.name):
                 exempt = True
                 continue
-            rule = self._effective(rule, factor)
-            key = f"{KEY_PREFIX}:{{{tag}}}:{rule.name}:{rule.subject(identity)}"
-            start = end = 0.0
-            window = rule.window
+            if factor < 1.0 and rule.adaptive:
+                rule = self._effective(rule, factor)
             if rule.algorithm is Algorithm.FIXED_WINDOW:
                 start, end = rule.span(now)
-                window = end - start
-                key = f"{key}:{round(start * 1000)}"
-            capacity = rule.burst if rule.burst is not None else rule.limit
+                check = Check(
+                    rule.algorithm,
+                    f"{key}:{round(start * 1000)}",
+                    rule.limit,
+                    end - start,
+                    rule.limit,
+                    cost,
+                    start,
+                    end,
+                )
+            else:
+                capacity = rule.burst if rule.burst is not None else rule.limit
+                check = Check(rule.algorithm, key, rule.limit, rule.window, capacity, cost)
             chosen.append(rule)
-            check = Check(rule.algorithm, key, rule.limit, window, capacity, cost, start, end)
             checks.append(check)
-        return Prepared(now, tuple(chosen), tuple(checks), secrets.token_hex(8), exempt, factor)
+        token = f"{self._token_prefix}{next(self._tokens)}"
+        return Prepared(now, chosen, checks, token, exempt, factor)
 
     def request_rules(self, identity: Identity, plan: Plan | str | None) -> list[Rule]:
         """The limiter's own rules followed by the plan's per-request rules."""
@@ -152,7 +187,7 @@ class LimiterCore:
         if p.exempt:
             stats.exempted += 1
         leases: tuple[str, ...] = ()
-        if allowed:
+        if allowed and any(r.algorithm is Algorithm.CONCURRENCY for r in p.rules):
             leases = tuple(c.key for c in p.checks if c.algorithm is Algorithm.CONCURRENCY)
         if head is None:
             return Decision(True, 0, 0, p.now, 0.0, None, (), degraded, p.exempt, p.factor)
@@ -182,11 +217,12 @@ class LimiterCore:
         if closed:
             self.stats.failed_closed += 1
             states = [RuleState(r, r.limit, False, 0, p.now + wait, wait) for r in closed]
-            log.warning("rate limiter failing closed (%s) for %s", reason, closed[0].name)
+            if reason != CIRCUIT_OPEN:
+                log.warning("rate limiter failing closed (%s) for %s", reason, closed[0].name)
             return self._decision(p, False, states, degraded=True)
         self.stats.failed_open += 1
         states = [RuleState(r, r.limit, True, r.limit, p.now, 0.0) for r in p.rules]
-        if p.rules:
+        if reason != CIRCUIT_OPEN:  # while the breaker is open, count without logging
             log.warning("rate limiter failing open (%s)", reason)
         return self._decision(p, True, states, degraded=True)
 

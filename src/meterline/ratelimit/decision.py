@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from meterline.ratelimit.rules import Rule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RuleState:
     """One rule's view of a request: its (effective) limit and what is left of it."""
 
@@ -20,9 +20,9 @@ class RuleState:
     retry_after: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
-    """The answer for one request.
+    """The answer for one request (treat it as read-only).
 
     ``rule`` is the rule that decided: on a denial the denying rule with the longest wait,
     otherwise the rule with the least left (``None`` when no rule applied). ``limit``,
@@ -59,6 +59,8 @@ class Decision:
 
 def choose(states: list[RuleState]) -> RuleState | None:
     """The state that speaks for a decision (see :class:`Decision`)."""
+    if len(states) == 1:
+        return states[0]
     if not states:
         return None
     denied = [s for s in states if not s.allowed]

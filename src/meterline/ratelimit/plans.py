@@ -89,6 +89,8 @@ class PlanBook:
         self._consumers: dict[tuple[str, str], dict[str, int | None]] = {}
         self._cache: dict[tuple[str, str | None, str | None], Plan] = {}
         self._lock = threading.Lock()
+        self.version = 0
+        """Bumped on every change, so limiters drop what they cached."""
 
     @classmethod
     def from_file(cls, path: Path) -> PlanBook:
@@ -118,11 +120,13 @@ class PlanBook:
             else:
                 self._consumers[(org, consumer)] = clean
             self._cache.clear()
+            self.version += 1
 
     def remove_override(self, org: str, consumer: str | None) -> bool:
         """Drop an override; returns whether one existed."""
         with self._lock:
             self._cache.clear()
+            self.version += 1
             if consumer is None:
                 return self._orgs.pop(org, None) is not None
             return self._consumers.pop((org, consumer), None) is not None

@@ -87,8 +87,14 @@ class Rule:
     on_error: FailurePolicy = FailurePolicy.OPEN
     adaptive: bool = False
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _everywhere: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # accept plain strings from config files: "gcra", "day", "closed"
+        object.__setattr__(self, "algorithm", Algorithm(self.algorithm))
+        object.__setattr__(self, "on_error", FailurePolicy(self.on_error))
+        if self.period is not None:
+            object.__setattr__(self, "period", Period(self.period))
         if not self.name or ":" in self.name or "{" in self.name or "}" in self.name:
             raise ConfigurationError(f"rule name {self.name!r} must be non-empty, without : {{ }}")
         if self.limit < 0:
@@ -104,9 +110,13 @@ class Rule:
                 raise ConfigurationError(f"rule {self.name}: unknown per field {name!r}")
         object.__setattr__(self, "_pattern", re.compile(translate(self.match)))
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
+        everywhere = not self.per and self.match == "*" and not self.methods
+        object.__setattr__(self, "_everywhere", everywhere)
 
     def applies(self, identity: Identity) -> bool:
         """Whether this rule counts a request from ``identity``."""
+        if self._everywhere:
+            return True
         for name in self.per:
             if getattr(identity, name) is None:
                 return False

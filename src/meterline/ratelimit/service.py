@@ -52,6 +52,9 @@ class RateLimitService:
     ) -> None:
         self.engine = engine
         self.clock = clock
+        # "off" disables enforcement on the API (quotas still count, in memory)
+        self.enabled = storage_url != "off"
+        storage_url = storage_url if self.enabled else "memory://"
         self.book = PlanBook.from_file(config) if config is not None else PlanBook()
         self._load_overrides()
         adaptive = (

@@ -10,6 +10,7 @@ import pytest
 from meterline.clock import FrozenClock
 from meterline.ratelimit import Algorithm, CircuitBreaker, FailurePolicy, Identity, Rule
 from meterline.ratelimit.aio import MemoryStorage, RateLimiter, RedisStorage, Storage
+from tests.ratelimit.aio_run import run
 from tests.ratelimit.redis_server import RedisServer, SilentServer
 
 T0 = 1_699_999_200.0
@@ -44,7 +45,7 @@ def test_many_tasks_admit_exactly_the_limit(
         finally:
             await limiter.close()
 
-    assert sum(asyncio.run(main())) == 40
+    assert sum(run(main())) == 40
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])
@@ -68,7 +69,7 @@ def test_quota_and_concurrency_twins(redis_server: RedisServer, kind: str) -> No
         assert (await limiter.hit(ID)).allowed
         await limiter.close()
 
-    asyncio.run(main())
+    run(main())
 
 
 @pytest.mark.parametrize("policy", list(FailurePolicy))
@@ -90,6 +91,6 @@ def test_hung_redis_is_cut_off_and_policy_applies(policy: FailurePolicy) -> None
         await limiter.close()
 
     try:
-        asyncio.run(main())
+        run(main())
     finally:
         silent.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from meterline.ratelimit.aio.storage import Storage, storage_from_url
-from meterline.ratelimit.core import LimiterCore, Prepared, log
+from meterline.ratelimit.core import CIRCUIT_OPEN, LimiterCore, Prepared, log
 from meterline.ratelimit.decision import Decision
 from meterline.ratelimit.exemptions import Exemption
 from meterline.ratelimit.plans import Plan
@@ -36,7 +36,7 @@ class RateLimiter(LimiterCore):
         if not p.checks:
             return self.decide(p, True, [])
         if not self.breaker.allow():
-            return self.fallback(p, "circuit open")
+            return self.fallback(p, CIRCUIT_OPEN)
         try:
             allowed, outcomes = await self.storage.apply(p.now, p.checks, p.token, consume)
         except StorageError as exc:
@@ -56,21 +56,19 @@ class RateLimiter(LimiterCore):
         exemption: Exemption | None = None,
     ) -> Decision:
         """Decide a request and, if every rule allows it, consume ``cost`` from each."""
-        rules = self.request_rules(identity, plan)
-        return await self._run(self.prepare(identity, rules, cost, exemption), True)
+        return await self._run(self.prepare(self.targets(identity, plan), cost, exemption), True)
 
     async def peek(
         self, identity: Identity, *, cost: int = 1, plan: Plan | str | None = None
     ) -> Decision:
         """What :meth:`hit` would decide, without consuming anything."""
-        rules = self.request_rules(identity, plan)
-        return await self._run(self.prepare(identity, rules, cost, None), False)
+        return await self._run(self.prepare(self.targets(identity, plan), cost, None), False)
 
     async def check_rules(
         self, identity: Identity, rules: Sequence[Rule], *, cost: int = 1, consume: bool = True
     ) -> Decision:
         """Decide against exactly ``rules`` (those that apply to ``identity``)."""
-        return await self._run(self.prepare(identity, rules, cost, None), consume)
+        return await self._run(self.prepare(self.resolve(identity, rules), cost, None), consume)
 
     async def consume_quota(
         self,

@@ -48,7 +48,7 @@ class MemoryStorage(Storage):
                 updates.append((check.key, new, expires))
             if allowed and consume:
                 for key, new, expires in updates:
-                    self._put(key, new, expires)
+                    self._put(key, new() if callable(new) else new, expires)
             return allowed, outcomes
 
     def _put(self, key: str, value: Any, expires: float) -> None:

@@ -31,7 +31,7 @@ metadata = MetaData()
 Migration = tuple[int, str, Callable[[Connection], None]]
 """``(version, description, apply)``; a released migration is never edited."""
 
-COMPONENT_MODULES: tuple[str, ...] = ("meterline.auth.tables",)
+COMPONENT_MODULES: tuple[str, ...] = ("meterline.auth.tables", "meterline.reports.tables")
 """Modules that each define ``COMPONENT: str`` and ``MIGRATIONS: tuple[Migration, ...]``."""
 
 schema_versions = Table(

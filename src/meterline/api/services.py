@@ -12,6 +12,7 @@ from meterline.events import PriceTable, RouteNormaliser
 from meterline.ingest import IngestService, IngestWriter
 from meterline.metadb import engine_from_url, migrate
 from meterline.query import QueryService
+from meterline.reports import ArtifactStore, ReportRunner, ReportsConfig, ReportService
 from meterline.store import Store, store_from_url
 from meterline.telemetry import Telemetry
 
@@ -29,6 +30,8 @@ class Services:
     ingest: IngestService
     queries: QueryService
     telemetry: Telemetry
+    reports: ReportService
+    report_runner: ReportRunner
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = system_clock) -> Services:
@@ -62,10 +65,30 @@ class Services:
         queries = QueryService(store, clock, observe=telemetry.query_seconds.observe)
         auth = AuthService(engine, clock)
         _ = auth.signer  # create the signing key at start-up, not on the first request
-        return cls(settings, store, auth, writer, ingest, queries, telemetry)
+        reports = ReportService(
+            engine,
+            ArtifactStore(settings.data_dir / "reports"),
+            clock,
+            base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+            config=ReportsConfig.from_env(),
+        )
+        report_runner = ReportRunner(reports, queries)
+        report_runner.start()
+        return cls(
+            settings,
+            store,
+            auth,
+            writer,
+            ingest,
+            queries,
+            telemetry,
+            reports=reports,
+            report_runner=report_runner,
+        )
 
     def close(self) -> None:
         """Flush acknowledged events into the store and close everything."""
+        self.report_runner.stop()
         self.writer.stop()
         self.store.close()
         self.auth.engine.dispose()

@@ -17,37 +17,68 @@ def sample_document(
             "kind": "kpi",
             "title": "Summary",
             "items": [
-                {"metric": "requests", "label": "Requests", "unit": "requests", "kind": "count",
-                 "value": 1_234_567},
-                {"metric": "error_rate", "label": "Error rate", "unit": "ratio", "kind": "ratio",
-                 "value": 0.0123},
-                {"metric": "latency_p95", "label": "Latency p95", "unit": "ms",
-                 "kind": "latency", "value": 182.5},
-                {"metric": "cost_usd", "label": "Cost USD", "unit": "USD", "kind": "money",
-                 "value": 42.5},
+                {
+                    "metric": "requests",
+                    "label": "Requests",
+                    "unit": "requests",
+                    "kind": "count",
+                    "value": 1_234_567,
+                },
+                {
+                    "metric": "error_rate",
+                    "label": "Error rate",
+                    "unit": "ratio",
+                    "kind": "ratio",
+                    "value": 0.0123,
+                },
+                {
+                    "metric": "latency_p95",
+                    "label": "Latency p95",
+                    "unit": "ms",
+                    "kind": "latency",
+                    "value": 182.5,
+                },
+                {
+                    "metric": "cost_usd",
+                    "label": "Cost USD",
+                    "unit": "USD",
+                    "kind": "money",
+                    "value": 42.5,
+                },
             ],
         }
-    ]  # fmt: skip
+    ]
     for c in range(charts):
         kind = kinds[c % 3]
         if kind == "line":
             chart = {
                 "categories": hours,
                 "series": [
-                    {"name": "Requests", "values": [float(1000 + (h * 37) % 500) for h in range(len(hours))]},
+                    {
+                        "name": "Requests",
+                        "values": [float(1000 + (h * 37) % 500) for h in range(len(hours))],
+                    },
                     {"name": "Errors", "values": [float((h * 13) % 80) for h in range(len(hours))]},
                 ],
                 "time_axis": True,
-            }  # fmt: skip
+            }
         else:
             chart = {
                 "categories": [f"/v1/resource-{i}/:id" for i in range(8)],
-                "series": [{"name": "Requests", "values": [float(900 - i * 100) for i in range(8)]}],
+                "series": [
+                    {"name": "Requests", "values": [float(900 - i * 100) for i in range(8)]}
+                ],
                 "time_axis": False,
-            }  # fmt: skip
+            }
         sections.append(
-            {"kind": "chart", "title": f"Chart {c + 1} ({kind})", "chart_type": kind,
-             "unit": "requests", "value_kind": "count", **chart}  # fmt: skip
+            {
+                "kind": "chart",
+                "title": f"Chart {c + 1} ({kind})",
+                "chart_type": kind,
+                "unit": "requests",
+                "value_kind": "count",
+                **chart,
+            }
         )
     sections.append(
         {
@@ -62,11 +93,17 @@ def sample_document(
                 {"key": "bandwidth_bytes", "label": "Bandwidth bytes", "kind": "bytes"},
             ],
             "rows": [
-                [f"/api/route-{i:05d}/items/:id", "GET", 100_000 - i, (i % 100) / 1000,
-                 10.0 + i % 300, 1_000_000 + i]
+                [
+                    f"/api/route-{i:05d}/items/:id",
+                    "GET",
+                    100_000 - i,
+                    (i % 100) / 1000,
+                    10.0 + i % 300,
+                    1_000_000 + i,
+                ]
                 for i in range(rows)
             ],
-        }  # fmt: skip
+        }
     )
     return {
         "title": "Weekly API report",

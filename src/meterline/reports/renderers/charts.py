@@ -81,6 +81,16 @@ def draw_chart(section: dict[str, Any], width: float, height: float) -> Drawing:
         ]
         drawing.add(legend)
         return drawing
+    if section["chart_type"] == "line":
+        series = [
+            {**s, "values": _drawable_line(s["values"])}
+            for s in series
+            if sum(v is not None for v in s["values"]) >= 2
+        ]
+        if not series:
+            drawing.add(String(width / 2, height / 2, "Not enough data in this period",
+                               textAnchor="middle"))  # fmt: skip
+            return drawing
     chart: Any = HorizontalLineChart() if section["chart_type"] == "line" else VerticalBarChart()
     chart.x, chart.y = 50, 40
     chart.width, chart.height = width - 70, height - 70
@@ -118,3 +128,15 @@ def draw_chart(section: dict[str, Any], width: float, height: float) -> Drawing:
         ]
         drawing.add(legend)
     return drawing
+
+
+def _drawable_line(values: list[float | None]) -> list[float | None]:
+    """Gaps stay gaps, but a point with gaps on both sides cannot be drawn as a line, so it
+    is dropped (ReportLab draws each run of points as one polyline)."""
+    out = list(values)
+    for i, value in enumerate(values):
+        before = values[i - 1] if i > 0 else None
+        after = values[i + 1] if i + 1 < len(values) else None
+        if value is not None and before is None and after is None:
+            out[i] = None
+    return out

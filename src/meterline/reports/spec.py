@@ -213,6 +213,7 @@ def parse_spec(body: Any, *, now: datetime, known_template: bool) -> ReportSpec:
         raise ValidationError(
             f"template {template_id!r} does not exist",
             code="TEMPLATE_NOT_FOUND",
+            status=404,
             details="GET /v2/reports/templates lists the templates you can use.",
             validation_errors=[{"field": "template_id", "message": "unknown template"}],
         )

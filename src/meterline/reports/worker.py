@@ -40,7 +40,16 @@ def render_in_subprocess(
     document: dict[str, Any], fmt: str, out: Path, limits: RenderLimits
 ) -> int | None:
     """Render ``document`` as ``fmt`` into ``out`` in a child process; returns the page
-    count. Raises :class:`RenderError` on timeout, memory exhaustion or any failure."""
+    count. Raises :class:`RenderError` on timeout, memory exhaustion or any failure.
+
+    JSON and CSV are plain serialisations of data the query limits already bound, so
+    they skip the child process (whose start-up costs more than they do).
+    """
+    if fmt in ("json", "csv"):
+        from meterline.reports.renderers import render
+
+        out.write_bytes(render(document, fmt).content)
+        return None
     try:
         done = subprocess.run(
             [

@@ -16,6 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -138,7 +139,10 @@ async def _send_email(message: EmailMessage, config: ReportsConfig) -> None:
 
 def send_email(parcel: Parcel, recipient: str, config: ReportsConfig) -> None:
     """Send the report to one address over SMTP."""
-    asyncio.run(_send_email(build_email(parcel, recipient, config), config))
+    message = build_email(parcel, recipient, config)
+    # A thread of its own, so this works whether or not the caller's thread runs a loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _send_email(message, config)).result()
 
 
 def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:

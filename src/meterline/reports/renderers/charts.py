@@ -103,6 +103,9 @@ def draw_chart(section: dict[str, Any], width: float, height: float) -> Drawing:
     chart.categoryAxis.labels.angle = 30 if len(categories) > 6 else 0
     chart.categoryAxis.labels.boxAnchor = "ne" if len(categories) > 6 else "n"
     chart.valueAxis.valueMin = 0
+    # the axis's own scan trips over gaps (None), so give it the top explicitly
+    top = max((v for s in series for v in s["values"] if v is not None), default=0.0)
+    chart.valueAxis.valueMax = top * 1.1 if top > 0 else 1.0
     chart.valueAxis.labels.fontSize = 7
     chart.valueAxis.labelTextFormat = lambda v: _axis_value(float(v), kind)
     chart.valueAxis.visibleGrid = True

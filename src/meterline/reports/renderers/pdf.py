@@ -167,8 +167,13 @@ def _table(section: dict[str, Any], width: float) -> Any:
     # Text wider than its column wraps (a Paragraph); short text stays a plain string,
     # which keeps thousand-row tables fast.
     fits = [max(4, int(w / 4.2)) for w in widths]
-    header = [Paragraph(f"<b>{escape(c['label'])}</b>", _CELL_RIGHT if c["kind"] != "dimension"
-                        else _CELL) for c in columns]  # fmt: skip
+    header = [
+        Paragraph(
+            f"<font color='white'><b>{escape(c['label'])}</b></font>",
+            _CELL if c["kind"] == "dimension" else _CELL_RIGHT,
+        )
+        for c in columns
+    ]
     body: list[list[Any]] = []
     for row in section["rows"]:
         cells: list[Any] = []

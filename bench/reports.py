@@ -128,6 +128,23 @@ def main() -> None:
             f"{result['warm'] / base['warm']:6.1f}x  {check}; budget {budget_s} s/"
             f"{budget_mb} MB {'met' if within else 'MISSED'}"
         )
+    print(
+        f"pdf   500 rows 6 charts in the bounded worker process (spawn + import + render): "
+        f"{through_worker(500, 6):.3f} s"
+    )
+
+
+def through_worker(rows: int, charts: int) -> float:
+    """Wall time of one render as the server does it: a bounded child process."""
+    from tests.reports.samples import sample_document
+
+    from meterline.reports.worker import RenderLimits, render_in_subprocess
+
+    document = sample_document(rows=rows, charts=charts)
+    out = Path(tempfile.mkdtemp()) / "worker.pdf"
+    start = time.perf_counter()
+    render_in_subprocess(document, "pdf", out, RenderLimits(timeout=120, memory_mb=1024))
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -149,3 +149,33 @@ def test_user_template_report_and_date_range(make_reports):
     with pytest.raises(ValidationError):
         env.service.generate(env.org_id + "_x", "basic",
                              {**BODY, "template_id": template["template_id"]}, None)  # fmt: skip
+
+
+def test_a_broken_schedule_is_skipped_without_blocking_others(make_reports):
+    import json
+
+    from sqlalchemy import update
+
+    from meterline.reports.tables import schedules
+
+    env = make_reports()
+    spec = {"template_id": "api_overview", "format": "csv", "filters": {"range": "1d"}}
+    broken = env.service.create_schedule(
+        env.org_id, {"name": "Broken daily", "cron": "* * * * *", "report": spec}
+    )
+    fine = env.service.create_schedule(
+        env.org_id, {"name": "Fine daily", "cron": "* * * * *", "report": spec}
+    )
+    with env.service.engine.begin() as conn:
+        conn.execute(
+            update(schedules)
+            .where(schedules.c.schedule_id == broken["schedule_id"])
+            .values(report=json.dumps({**spec, "name": "abc"}))
+        )
+    env.clock.advance(61)
+    assert env.runner.scheduler.tick() == 1
+    listed = env.service.list(env.org_id)["reports"]
+    assert [r["name"] for r in listed] == ["Fine daily"]
+    after = env.service.get_schedule(env.org_id, broken["schedule_id"])
+    assert after["next_run_at"] > broken["next_run_at"]
+    assert env.service.get_schedule(env.org_id, fine["schedule_id"])["last_run_at"]

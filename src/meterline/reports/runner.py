@@ -64,7 +64,8 @@ class ReportRunner:
         """Stop after the current round."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.service.config.render_timeout + 10)
+            # a render in progress is abandoned; its lease lets another process redo it
+            self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from meterline.clock import Clock
+from meterline.errors import MeterlineError
 from meterline.query import iso
 from meterline.reports.cron import CronSchedule
 from meterline.reports.spec import ReportSpec, parse_spec
@@ -91,7 +92,25 @@ class Scheduler:
             except (IntegrityError, OperationalError):
                 # another process fired this due time first (or holds the write lock)
                 continue
+            except MeterlineError as exc:
+                # a schedule that can no longer make its report must not block the others
+                log.error("schedule %s skipped: %s", schedule_id, exc.message)
+                self._skip(schedule_id, now)
         return fired
+
+    def _skip(self, schedule_id: str, now: float) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(schedules).where(schedules.c.schedule_id == schedule_id)
+            ).one()
+            following = CronSchedule.parse(row.cron, row.timezone).next_after(
+                datetime.fromtimestamp(now, tz=UTC)
+            )
+            conn.execute(
+                update(schedules)
+                .where(schedules.c.schedule_id == schedule_id)
+                .values(next_run_at=following.timestamp() if following else None)
+            )
 
     def _fire(self, schedule_id: str, now: float) -> int:
         with self.engine.begin() as conn:

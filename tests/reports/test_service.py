@@ -179,3 +179,30 @@ def test_a_broken_schedule_is_skipped_without_blocking_others(make_reports):
     after = env.service.get_schedule(env.org_id, broken["schedule_id"])
     assert after["next_run_at"] > broken["next_run_at"]
     assert env.service.get_schedule(env.org_id, fine["schedule_id"])["last_run_at"]
+
+
+def test_quota_holds_across_services_sharing_the_database(make_reports):
+    import threading
+
+    from meterline.reports import MetadbReportQuota
+
+    env = make_reports()
+    quotas = [MetadbReportQuota(env.service.engine)]
+    from meterline.metadb import engine_from_url
+
+    others = [engine_from_url(str(env.service.engine.url)) for _ in range(3)]
+    quotas += [MetadbReportQuota(e) for e in others]
+    granted: list[bool] = []
+
+    def take(quota) -> None:
+        for _ in range(10):
+            granted.append(quota.acquire(env.org_id, 10, env.clock()).allowed)
+
+    threads = [threading.Thread(target=take, args=(q,)) for q in quotas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in others:
+        e.dispose()
+    assert granted.count(True) == 10 and len(granted) == 40

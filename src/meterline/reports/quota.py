@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from meterline.errors import MeterlineError
-from meterline.reports.tables import reports
+from meterline.reports.tables import quota_usage
 
 
 class QuotaExceededError(MeterlineError):
@@ -44,8 +45,9 @@ class QuotaDecision:
 class ReportQuota(Protocol):
     """Counts reports per org per UTC day against a plan's allowance.
 
-    ``acquire`` is called, under the caller's lock, just before a report is recorded; an
-    implementation backed by a rate limiter would consume one unit there.
+    ``acquire`` consumes one unit atomically (across processes) when it allows; it is
+    called just before a report is recorded, and never for an idempotent replay. A rate
+    limiter's quota can implement it as a daily fixed window.
 
     Example:
         >>> decision = quota.acquire("org_1", limit=10, now=time.time())  # doctest: +SKIP
@@ -54,7 +56,7 @@ class ReportQuota(Protocol):
     """
 
     def acquire(self, org_id: str, limit: int | None, now: float) -> QuotaDecision:
-        """Decide whether ``org_id`` may start one more report now."""
+        """Consume one of ``org_id``'s reports for today, or refuse."""
         ...
 
 
@@ -66,24 +68,38 @@ def day_bounds(now: float) -> tuple[float, float]:
 
 
 class MetadbReportQuota:
-    """Counts today's on-demand reports in the metadata database (scheduled runs, which
-    the org set up once, do not use the allowance)."""
+    """A per-org, per-UTC-day counter in the metadata database.
+
+    ``acquire`` consumes one unit with a conditional ``UPDATE … SET used = used + 1 WHERE
+    used < limit``, which is atomic in SQLite and PostgreSQL alike, so processes sharing
+    the database never grant more than the limit between them.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def acquire(self, org_id: str, limit: int | None, now: float) -> QuotaDecision:
-        """See :class:`ReportQuota`; the report row recorded afterwards is the consumption."""
+        """See :class:`ReportQuota`."""
         start, end = day_bounds(now)
-        with self.engine.connect() as conn:
-            used = conn.execute(
-                select(func.count())
-                .select_from(reports)
-                .where(
-                    reports.c.org_id == org_id,
-                    reports.c.source == "api",
-                    reports.c.created_at >= start,
-                    reports.c.created_at < end,
-                )
-            ).scalar_one()
-        return QuotaDecision(limit is None or used < limit, limit, int(used), end)
+        day = datetime.fromtimestamp(start, tz=UTC).strftime("%Y-%m-%d")
+        key = (quota_usage.c.org_id == org_id) & (quota_usage.c.day == day)
+        for _ in range(2):
+            with self.engine.begin() as conn:
+                step = update(quota_usage).where(key).values(used=quota_usage.c.used + 1)
+                if limit is not None:
+                    step = step.where(quota_usage.c.used < limit)
+                if conn.execute(step).rowcount == 1:
+                    used = conn.execute(select(quota_usage.c.used).where(key)).scalar_one()
+                    return QuotaDecision(True, limit, int(used), end)
+                found = conn.execute(select(quota_usage.c.used).where(key)).scalar_one_or_none()
+                if found is not None:
+                    return QuotaDecision(False, limit, int(found), end)
+                if limit is not None and limit < 1:
+                    return QuotaDecision(False, limit, 0, end)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(quota_usage.insert().values(org_id=org_id, day=day, used=1))
+                return QuotaDecision(True, limit, 1, end)
+            except IntegrityError:
+                continue  # another process opened today's counter first; count on it
+        return QuotaDecision(False, limit, limit or 0, end)

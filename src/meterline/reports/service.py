@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,7 +77,6 @@ class ReportService:
         self.config = config
         self.quota: ReportQuota = quota or MetadbReportQuota(engine)
         self.signer = LinkSigner(link_key(engine))
-        self._quota_lock = threading.Lock()
 
     def now(self) -> datetime:
         """The service clock as an aware UTC datetime."""
@@ -193,32 +191,32 @@ class ReportService:
         known = isinstance(template_id, str) and self.template(org_id, template_id) is not None
         spec = parse_spec(body, now=self.now(), known_template=known)
         limit = plan_limits(plan).reports_per_day
-        with self._quota_lock:
-            now = self.clock()
-            decision = self.quota.acquire(org_id, limit, now)
-            if not decision.allowed:
-                raise QuotaExceededError(
-                    f"the {plan} plan allows {limit} reports per day",
-                    decision=decision,
-                    details=f"The allowance resets at {at(decision.reset_at)}.",
-                )
-            row = report_row(
-                report_id=new_report_id(),
-                org_id=org_id,
-                spec=spec,
-                source="api",
-                now=now,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
+        now = self.clock()
+        decision = self.quota.acquire(org_id, limit, now)
+        if not decision.allowed:
+            raise QuotaExceededError(
+                f"the {plan} plan allows {limit} reports per day",
+                decision=decision,
+                details=f"The allowance resets at {at(decision.reset_at)}.",
             )
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(reports.insert().values(row))
-            except IntegrityError:
-                found = self._by_key(org_id, idempotency_key or "")
-                if found is None:
-                    raise
-                return self._replay(found, request_hash), True
+        row = report_row(
+            report_id=new_report_id(),
+            org_id=org_id,
+            spec=spec,
+            source="api",
+            now=now,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(reports.insert().values(row))
+        except IntegrityError:
+            # the same key won a race in another request; answer with its report
+            found = self._by_key(org_id, idempotency_key or "")
+            if found is None:
+                raise
+            return self._replay(found, request_hash), True
         return self._accepted(self._row(org_id, row["report_id"])), False
 
     def _replay(self, row: Any, request_hash: str) -> dict[str, Any]:

@@ -105,12 +105,21 @@ deliveries = Table(
 )
 
 
+quota_usage = Table(
+    "report_quota_usage",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("used", Integer, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
-    for table in (report_templates, reports, schedules, schedule_runs, deliveries):
+    for table in (report_templates, reports, schedules, schedule_runs, deliveries, quota_usage):
         table.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    (1, "report templates, reports, schedules, schedule runs, deliveries", _v1),
+    (1, "report templates, reports, schedules, runs, deliveries, quota usage", _v1),
 )
 """Versioned metadata migrations, applied in order; a released one is never edited."""

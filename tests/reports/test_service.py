@@ -206,3 +206,23 @@ def test_quota_holds_across_services_sharing_the_database(make_reports):
     for e in others:
         e.dispose()
     assert granted.count(True) == 10 and len(granted) == 40
+
+
+def test_layout_options_shape_the_document(make_reports):
+    import json
+
+    env = make_reports()
+    kinds = {}
+    for label, layout in (("none", {"include_charts": False}), ("bar", {"chart_types": ["bar"]}),
+                          ("all", {})):  # fmt: skip
+        created, _ = env.service.generate(
+            env.org_id, "professional", {**BODY, "format": "json", "layout": layout}, None
+        )
+        env.settle()
+        document = json.loads(
+            env.service.download(env.org_id, created["report_id"]).path.read_text()
+        )
+        kinds[label] = [s.get("chart_type", s["kind"]) for s in document["sections"]]
+    assert kinds["all"] == ["kpi", "line", "line", "pie", "bar", "table"]
+    assert kinds["none"] == ["kpi", "table"]
+    assert kinds["bar"] == ["kpi", "bar", "bar", "bar", "bar", "table"]

@@ -100,6 +100,7 @@ def draw_chart(section: dict[str, Any], width: float, height: float) -> Drawing:
         c if i % step == 0 else "" for i, c in enumerate(categories)
     ]
     chart.categoryAxis.labels.fontSize = 7
+    chart.categoryAxis.visibleTicks = step == 1  # a tick per hour over a week is noise
     chart.categoryAxis.labels.angle = 30 if len(categories) > 6 else 0
     chart.categoryAxis.labels.boxAnchor = "ne" if len(categories) > 6 else "n"
     chart.valueAxis.valueMin = 0

@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/ratelimit_fairness.py
+	$(BIN)/python bench/reports.py
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .mypy_cache .ruff_cache

@@ -31,7 +31,11 @@ metadata = MetaData()
 Migration = tuple[int, str, Callable[[Connection], None]]
 """``(version, description, apply)``; a released migration is never edited."""
 
-COMPONENT_MODULES: tuple[str, ...] = ("meterline.auth.tables", "meterline.ratelimit.tables")
+COMPONENT_MODULES: tuple[str, ...] = (
+    "meterline.auth.tables",
+    "meterline.ratelimit.tables",
+    "meterline.reports.tables",
+)
 """Modules that each define ``COMPONENT: str`` and ``MIGRATIONS: tuple[Migration, ...]``."""
 
 schema_versions = Table(

@@ -20,6 +20,7 @@ from meterline.api.routes import (
     otlp,
     query,
     ratelimits,
+    reports,
     stream,
 )
 from meterline.api.services import Services
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         query.router,
         admin.router,
         ratelimits.router,
+        reports.router,
         health.router,
         stream.router,
     ):

@@ -15,6 +15,7 @@ from meterline.metadb import engine_from_url, migrate
 from meterline.query import QueryService
 from meterline.ratelimit.service import RateLimitService
 from meterline.realtime import LiveWindows, StreamHub, TicketBook, seed_windows
+from meterline.reports import ArtifactStore, ReportRunner, ReportsConfig, ReportService
 from meterline.store import Store, store_from_url
 from meterline.telemetry import Telemetry
 
@@ -35,6 +36,8 @@ class Services:
     ratelimits: RateLimitService
     hub: StreamHub
     tickets: TicketBook
+    reports: ReportService
+    report_runner: ReportRunner
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = system_clock) -> Services:
@@ -92,6 +95,15 @@ class Services:
         hub = StreamHub(
             windows, queries, clock, registry=telemetry.registry, epoch=secrets.token_hex(6)
         )
+        reports = ReportService(
+            engine,
+            ArtifactStore(settings.data_dir / "reports"),
+            clock,
+            base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+            config=ReportsConfig.from_env(),
+        )
+        report_runner = ReportRunner(reports, queries)
+        report_runner.start()
         return cls(
             settings,
             store,
@@ -103,10 +115,13 @@ class Services:
             ratelimits,
             hub,
             TicketBook(clock),
+            reports=reports,
+            report_runner=report_runner,
         )
 
     def close(self) -> None:
         """Flush acknowledged events into the store and close everything."""
+        self.report_runner.stop()
         if self.ingest.pool is not None:
             self.ingest.pool.close()
         self.writer.stop()

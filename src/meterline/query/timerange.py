@@ -49,12 +49,13 @@ def resolve_range(
 ) -> TimeRange:
     """Turn the request's ``range`` or ``start``/``end`` into a :class:`TimeRange`.
 
-    A relative range ends at the end of the current minute (so it includes every event
+    A relative range ends at ``now`` rounded up to the minute (so it includes every event
     up to now, and lines up with the minute rollups: nothing has to be read from raw
     events); ``end`` alone defaults to that too, and ``start`` alone to 24 hours before
     ``end``.
     """
-    now = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    floor = now.replace(second=0, microsecond=0)
+    now = floor if floor == now else floor + timedelta(minutes=1)
     if start is not None or end is not None:
         if range_ is not None:
             raise ValidationError(

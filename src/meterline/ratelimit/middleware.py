@@ -119,7 +119,11 @@ class RateLimitMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *headers]
+                existing = message.get("headers", [])
+                # A response that already states a limit (a quota refusal from the route)
+                # keeps it: two sets of X-RateLimit-* headers would contradict each other.
+                if not any(k.lower() == b"x-ratelimit-limit" for k, _ in existing):
+                    message["headers"] = [*existing, *headers]
             await send(message)
 
         try:

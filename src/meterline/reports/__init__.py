@@ -1,0 +1,38 @@
+"""Reports: templates of metric queries rendered to JSON, CSV, PDF or Excel from data,
+generated as leased jobs, scheduled by cron in a time zone and delivered once.
+
+The API routers call :class:`ReportService`; each server process runs a
+:class:`ReportRunner` that fires schedules, renders jobs in a bounded child process and
+delivers finished reports.
+"""
+
+from __future__ import annotations
+
+from meterline.reports.artifacts import ArtifactStore
+from meterline.reports.config import ReportsConfig
+from meterline.reports.cron import CronSchedule
+from meterline.reports.quota import (
+    MetadbReportQuota,
+    QuotaDecision,
+    QuotaExceededError,
+    ReportQuota,
+)
+from meterline.reports.runner import ReportRunner
+from meterline.reports.service import Download, ReportService
+from meterline.reports.templates import BUILTIN_TEMPLATES, Template, validate_template
+
+__all__ = [
+    "BUILTIN_TEMPLATES",
+    "ArtifactStore",
+    "CronSchedule",
+    "Download",
+    "MetadbReportQuota",
+    "QuotaDecision",
+    "QuotaExceededError",
+    "ReportQuota",
+    "ReportRunner",
+    "ReportService",
+    "ReportsConfig",
+    "Template",
+    "validate_template",
+]

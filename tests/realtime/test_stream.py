@@ -115,7 +115,13 @@ def test_snapshot_on_subscribe_and_values_equal_post_query(
             assert [m["name"] for m in snapshot["metrics"]] == list(VOCAB)
         _ingest(stream_server, tenant, _traffic(700))
         latest: dict[str, dict[str, Any]] = {}
-        while len(latest) < len(subs) or latest["all"]["metrics"][0]["value"] < 700:
+        # Wait until every subscription has an update that counts the new traffic (an
+        # update sent before the batch landed has an earlier, emptier window).
+        while (
+            len(latest) < len(subs)
+            or latest["all"]["metrics"][0]["value"] < 700
+            or any(m["metrics"][0]["value"] == 0 for m in latest.values())
+        ):
             message = await recv_until(ws, lambda m: m["type"] == "metric_update")
             latest[message["subscription_id"]] = message
         await ws.close()

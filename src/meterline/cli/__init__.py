@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from meterline.cli import admin, demo, serve
+from meterline.cli import admin, demo, evaluate, serve
 
 app = typer.Typer(
     name="meterline",
@@ -16,6 +16,7 @@ app.command("serve")(serve.serve)
 app.add_typer(admin.app, name="admin")
 app.command("demo")(demo.demo)
 app.command("quickstart")(demo.quickstart)
+app.add_typer(evaluate.app, name="eval")
 
 
 def main() -> None:

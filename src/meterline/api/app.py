@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from meterline import __version__
 from meterline.api.errors import install_error_handlers
 from meterline.api.middleware import RequestIdMiddleware
-from meterline.api.routes import admin, analytics, events, health, oauth, query
+from meterline.api.routes import admin, analytics, events, health, insights, oauth, query
 from meterline.api.services import Services
 from meterline.clock import Clock, system_clock
 from meterline.config import Settings
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         query.router,
         admin.router,
         health.router,
+        insights.router,
     ):
         app.include_router(router)
     from meterline.dashboard import views

@@ -32,6 +32,7 @@ class DetectorConfig:
     history: int = 12000
     suppress: int = 300
     reference: int = 2000
+    alarm: float = 0.5
 
 
 class NoveltyDetector:
@@ -44,6 +45,7 @@ class NoveltyDetector:
         self._raw: list[float] = []
         self._dim = c.short + c.long_points
         self._features = np.zeros((c.history, self._dim), dtype=np.float64)
+        self._norms = np.zeros(c.history, dtype=np.float64)
         self._count = 0
         self._lo = math.inf
         self._hi = -math.inf
@@ -81,11 +83,12 @@ class NoveltyDetector:
             ring = self._features[:stored]
             # exclude the most recent `span` vectors: they overlap the current one
             newest = (self._count - 1) % c.history
-            order = (np.arange(stored) - newest - 1) % stored  # 0 = oldest
-            mask = order < usable
-            diffs = ring[mask] - feature
-            dist = np.sqrt(np.min(np.einsum("ij,ij->i", diffs, diffs)) / self._dim)
-            novelty = float(dist / scale)
+            age = (newest - np.arange(stored)) % stored  # 0 = newest
+            sq = self._norms[:stored] - 2.0 * (ring @ feature) + float(feature @ feature)
+            sq[age < self._span] = np.inf
+            dist = math.sqrt(max(float(np.min(sq)), 0.0) / self._dim)
+            novelty = dist / scale
+        self._norms[self._count % c.history] = float(feature @ feature)
         self._features[self._count % c.history] = feature
         self._count += 1
         score = 0.0
@@ -93,8 +96,10 @@ class NoveltyDetector:
             reference = np.asarray(self._novelty[-c.reference :])
             level = float(np.mean(reference <= novelty))
             excess = novelty / (float(np.max(reference)) + 1e-9)
-            # a record-breaking novelty scores by how often it is exceeded, else it is damped
-            score = level if excess >= 1.0 else 0.5 * level * excess
+            # below the record: ranked and damped; above it: graded by how far above
+            score = 0.5 * level * excess
+            if excess >= 1.0:
+                score = 0.5 + 0.5 * (1.0 - 1.0 / excess)
         if self._n > c.learning // 2:
             self._novelty.append(novelty)
         if len(self._novelty) > c.reference * 2:
@@ -102,7 +107,7 @@ class NoveltyDetector:
         self._since_alarm += 1
         if self._since_alarm < c.suppress:
             score *= self._since_alarm / c.suppress * 0.5
-        if score >= 0.9:
+        if score >= c.alarm:
             self._since_alarm = 0
         return max(0.0, min(1.0, score))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import typer
@@ -9,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from meterline.insight import benchmark, corpus
+from meterline.insight import benchmark, corpus, forecast
 
 app = typer.Typer(help="Evaluate anomaly detection and forecasting on held-out data.")
 
@@ -55,3 +56,48 @@ def nab_command(
     console.print(table)
     for r in results:
         typer.echo(f"{r.profile.name}: {r.score:.2f}")
+
+
+@app.command("forecast")
+def forecast_command(
+    csv_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="timestamp,value CSV."),
+    horizon: int = typer.Option(24, "--horizon", min=1, max=168, help="Hours ahead."),
+    out: Path | None = typer.Option(None, "--out", help="Write every prediction here."),
+) -> None:
+    """Rolling-origin backtest over the last 14 days: MASE, 1 - WAPE, interval coverage.
+
+    ``origin`` in the output is the last hour the model saw.
+
+    Rows are summed into UTC hours first, so a finer series (e.g. 30-minute counts)
+    is backtested as its hourly totals.
+    """
+    console = Console()
+    try:
+        series = corpus.read_series(csv_file.parent, csv_file)
+        stamps, values = forecast.hourly(series.epochs, series.values)
+        with console.status("backtesting"):
+            result = forecast.backtest(values, horizon=horizon)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="CSV") from exc
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(
+                ["origin", "timestamp", "actual", "yhat", "lo80", "hi80", "lo95", "hi95"]
+            )
+            for p in result.predictions:
+                writer.writerow(
+                    [
+                        stamps[p.origin - 1].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        stamps[p.target].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        f"{values[p.target]:g}",
+                        *(f"{v:.3f}" for v in (p.yhat, p.lo80, p.hi80, p.lo95, p.hi95)),
+                    ]
+                )
+    chosen = ", ".join(f"{k} x{v}" for k, v in sorted(result.models_chosen.items()))
+    typer.echo(f"origins: {result.origins} (horizons 1..{horizon}), models chosen: {chosen}")
+    typer.echo(f"MASE: {result.mase:.3f}")
+    typer.echo(f"accuracy (1 - WAPE): {result.accuracy:.3f}")
+    typer.echo(f"coverage 80%: {result.coverage80:.3f}")
+    typer.echo(f"coverage 95%: {result.coverage95:.3f}")

@@ -6,7 +6,7 @@ import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -44,7 +44,8 @@ def read_series(root: Path, path: Path) -> Series:
             except (ValueError, IndexError) as exc:
                 raise ValueError(f"{path}:{line}: {exc}") from exc
             stamps.append(moment.strftime("%Y-%m-%d %H:%M:%S"))
-            epochs.append(moment.timestamp())
+            # NAB timestamps carry no zone: read them as UTC, whatever the host's zone
+            epochs.append(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp())
             values.append(value)
     return Series(path.relative_to(root).as_posix(), tuple(stamps), tuple(epochs), tuple(values))
 

@@ -25,9 +25,9 @@ Array = npt.NDArray[np.float64]
 class DetectorConfig:
     """Tuning of :class:`NoveltyDetector` (one configuration for every series)."""
 
-    short: int = 8
-    long_points: int = 8
-    long_stride: int = 8
+    short: int = 4
+    long_points: int = 6
+    long_stride: int = 4
     learning: int = 300
     history: int = 12000
     suppress: int = 300

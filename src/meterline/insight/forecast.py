@@ -131,11 +131,35 @@ def backtest(y: Array, horizon: int = 24, test_hours: int = 14 * 24) -> Backtest
     n = len(y)
     warmup = 14 * 24
     test0 = n - test_hours
-    start = test0 - warmup
-    if start < 2 * WEEK + 6:
+    if test0 - warmup < 2 * WEEK + 6:
         raise ValueError(
             f"need at least {2 * WEEK + 6 + warmup + test_hours} hours, the series has {n}"
         )
+    predictions, counts = _roll(y, horizon, test0, warmup, ahead=False)
+    actual = np.asarray([y[p.target] for p in predictions])
+    point = np.asarray([p.yhat for p in predictions])
+    scale = float(np.mean(np.abs(y[WEEK:test0] - y[: test0 - WEEK])))
+    abs_err = np.abs(actual - point)
+    inside80 = [p.lo80 <= y[p.target] <= p.hi80 for p in predictions]
+    inside95 = [p.lo95 <= y[p.target] <= p.hi95 for p in predictions]
+    return BacktestResult(
+        predictions,
+        float(np.mean(abs_err)) / scale if scale > 0 else (0.0 if not abs_err.any() else math.inf),
+        1.0 - float(np.sum(abs_err) / max(float(np.sum(np.abs(actual))), 1e-12)),
+        float(np.mean(inside80)),
+        float(np.mean(inside95)),
+        test_hours,
+        counts,
+    )
+
+
+def _roll(
+    y: Array, horizon: int, test0: int, warmup: int, ahead: bool
+) -> tuple[list[Prediction], dict[str, int]]:
+    """Forecast from every origin in ``[test0 - warmup, n)`` (and ``n`` when ``ahead``);
+    return the forecasts of origins ``>= test0`` and how often each model was chosen."""
+    n = len(y)
+    start = test0 - warmup
     # forecasts by origin: model -> array of horizon values
     made: dict[int, dict[str, Array]] = {}
     chosen_at: dict[int, str] = {}
@@ -143,7 +167,7 @@ def backtest(y: Array, horizon: int = 24, test_hours: int = 14 * 24) -> Backtest
     pending: list[Prediction] = []
     predictions: list[Prediction] = []
     counts: dict[str, int] = {}
-    for origin in range(start, n):
+    for origin in range(start, n + 1 if ahead else n):
         # targets observed before this origin become evidence for choice and calibration
         still = []
         for p in pending:
@@ -156,7 +180,7 @@ def backtest(y: Array, horizon: int = 24, test_hours: int = 14 * 24) -> Backtest
             else:
                 still.append(p)
         pending = still
-        h = min(horizon, n - origin)
+        h = horizon if origin == n else min(horizon, n - origin)
         train = y[:origin]
         made[origin] = {name: model(train, h) for name, model in MODELS.items()}
         errors = dict.fromkeys(MODELS, 0.0)
@@ -178,18 +202,14 @@ def backtest(y: Array, horizon: int = 24, test_hours: int = 14 * 24) -> Backtest
         if origin >= test0:
             counts[name] = counts.get(name, 0) + 1
         made.pop(origin - WEEK - 1, None)
-    actual = np.asarray([y[p.target] for p in predictions])
-    point = np.asarray([p.yhat for p in predictions])
-    scale = float(np.mean(np.abs(y[WEEK:test0] - y[: test0 - WEEK])))
-    abs_err = np.abs(actual - point)
-    inside80 = [p.lo80 <= y[p.target] <= p.hi80 for p in predictions]
-    inside95 = [p.lo95 <= y[p.target] <= p.hi95 for p in predictions]
-    return BacktestResult(
-        predictions,
-        float(np.mean(abs_err)) / scale if scale > 0 else (0.0 if not abs_err.any() else math.inf),
-        1.0 - float(np.sum(abs_err) / max(float(np.sum(np.abs(actual))), 1e-12)),
-        float(np.mean(inside80)),
-        float(np.mean(inside95)),
-        test_hours,
-        counts,
-    )
+    return predictions, counts
+
+
+def forecast_ahead(y: Array, horizon: int = 24) -> list[Prediction]:
+    """Forecast the ``horizon`` hours after the series, chosen and calibrated like the
+    backtest on its last two weeks. Raises ``ValueError`` on too short a series."""
+    warmup = 14 * 24
+    if len(y) - warmup < 2 * WEEK + 6:
+        raise ValueError(f"need at least {2 * WEEK + 6 + warmup} hours, the series has {len(y)}")
+    predictions, _ = _roll(y, horizon, len(y), warmup, ahead=True)
+    return predictions

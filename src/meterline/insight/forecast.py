@@ -191,7 +191,8 @@ def _roll(
                 if known > 0:
                     errors[name] += float(np.sum(np.abs(y[past : past + known] - fc[:known])))
                     seen = True
-        name = min(errors, key=lambda k: errors[k]) if seen else DEFAULT_MODEL
+        fallback = DEFAULT_MODEL if DEFAULT_MODEL in MODELS else next(iter(MODELS))
+        name = min(errors, key=lambda k: errors[k]) if seen else fallback
         chosen_at[origin] = name
         yhat = made[origin][name]
         for k, (point, bounds) in enumerate(zip(yhat, _bounds(yhat, residuals), strict=True)):

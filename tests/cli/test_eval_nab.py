@@ -68,3 +68,17 @@ def test_eval_nab_rejects_bad_windows_file(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "expected an object" in result.output
+
+
+def test_eval_nab_split_scores_every_other_file(tmp_path: Path) -> None:
+    labels = write_corpus(tmp_path)
+    out = tmp_path / "out"
+    args = ["eval", "nab", str(tmp_path / "data"), str(labels), "--out", str(out)]
+    # sorted: quiet/b.csv (even), withSpike/a.csv (odd)
+    even = CliRunner().invoke(app, [*args, "--split", "even"])
+    odd = CliRunner().invoke(app, [*args, "--split", "odd"])
+    assert even.exit_code == 0 and odd.exit_code == 0, even.output + odd.output
+    assert "standard: 0.00" in even.output  # no windows: null and detector both score 0
+    assert "(1 files" in even.output and "(1 files" in odd.output
+    bad = CliRunner().invoke(app, [*args, "--split", "third"])
+    assert bad.exit_code != 0

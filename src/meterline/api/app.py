@@ -16,6 +16,7 @@ from meterline.api.routes import (
     analytics,
     events,
     health,
+    insights,
     oauth,
     otlp,
     query,
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         reports.router,
         health.router,
         stream.router,
+        insights.router,
     ):
         app.include_router(router)
     from meterline.dashboard import views

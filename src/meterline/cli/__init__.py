@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from meterline.cli import admin, demo, importer, serve
+from meterline.cli import admin, demo, evaluate, importer, serve
 
 app = typer.Typer(
     name="meterline",
@@ -17,6 +17,7 @@ app.add_typer(admin.app, name="admin")
 app.command("demo")(demo.demo)
 app.command("quickstart")(demo.quickstart)
 app.command("import")(importer.import_logs)
+app.add_typer(evaluate.app, name="eval")
 
 
 def main() -> None:

@@ -68,21 +68,10 @@ class Cell:
 
 
 @dataclass(slots=True)
-class Totals:
-    """Merged intermediates over a window: what metric expressions are computed from."""
+class Totals(Cell):
+    """Merged intermediates over a window (a cell's sums plus the distinct consumers):
+    what metric expressions are computed from."""
 
-    all_count: int = 0
-    req_count: int = 0
-    req_client_errors: int = 0
-    req_server_errors: int = 0
-    req_latency_count: int = 0
-    req_latency_sum: float = 0.0
-    req_bytes: int = 0
-    llm_count: int = 0
-    llm_input_tokens: int = 0
-    llm_output_tokens: int = 0
-    llm_cost: float = 0.0
-    sketch: LatencySketch = field(default_factory=LatencySketch)
     consumers: set[str] = field(default_factory=set)
 
     def add(self, key: CellKey, cell: Cell) -> None:

@@ -133,6 +133,19 @@ class UnsupportedMediaTypeError(MeterlineError):
     status = 415
 
 
+class RateLimitExceededError(MeterlineError):
+    """Too many requests (or messages) within a limit's window; retry later."""
+
+    code = "RATE_LIMIT_EXCEEDED"
+    status = 429
+
+
+class QuotaExceededError(RateLimitExceededError):
+    """A plan's allowance (reports per day, connections, subscriptions) is used up."""
+
+    code = "QUOTA_EXCEEDED"
+
+
 class ConfigurationError(MeterlineError):
     """Meterline was started with settings that cannot work; raised at start-up."""
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from meterline.errors import MeterlineError
+from meterline.errors import RateLimitExceededError
 from meterline.ratelimit.decision import Decision, decision_headers
 
 
-class RateLimitedError(MeterlineError):
+class RateLimitedError(RateLimitExceededError):
     """A refused decision as an error: ``RATE_LIMIT_EXCEEDED`` or ``QUOTA_EXCEEDED`` (429),
     ``RATE_LIMITER_UNAVAILABLE`` (503); :attr:`headers` holds the rate-limit headers."""
-
-    code = "RATE_LIMIT_EXCEEDED"
-    status = 429
 
     def __init__(self, decision: Decision, now: float) -> None:
         rule = decision.rule

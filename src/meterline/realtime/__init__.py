@@ -19,12 +19,7 @@ from meterline.realtime.connection import (
     IllegalTransitionError,
     encode,
 )
-from meterline.realtime.hub import (
-    QuotaExceededError,
-    RateLimitedError,
-    StreamHub,
-    error_frame,
-)
+from meterline.realtime.hub import StreamHub, error_frame
 from meterline.realtime.protocol import SubscriptionSpec, parse_subscribe
 from meterline.realtime.seeding import seed_windows
 from meterline.realtime.sketch import LatencySketch
@@ -44,8 +39,6 @@ __all__ = [
     "IllegalTransitionError",
     "LatencySketch",
     "LiveWindows",
-    "QuotaExceededError",
-    "RateLimitedError",
     "StreamHub",
     "SubscriptionSpec",
     "TicketBook",

@@ -19,7 +19,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from meterline.clock import Clock, system_clock
-from meterline.errors import MeterlineError, ValidationError
+from meterline.errors import (
+    QuotaExceededError,
+    RateLimitExceededError,
+    ValidationError,
+)
 from meterline.query import QueryService
 from meterline.realtime import catalogue
 from meterline.realtime.alerts import AlertState, ThresholdAlert
@@ -44,20 +48,6 @@ MAX_LIFETIME = 12 * 3600.0
 CONNECTIONS_PER_ORG = {"basic": 20, "professional": 100, "enterprise": 500}
 SUBSCRIBE_BURST = 20
 SUBSCRIBE_PER_SECOND = 5.0
-
-
-class QuotaExceededError(MeterlineError):
-    """Over the plan's connection or the connection's subscription limit."""
-
-    code = "QUOTA_EXCEEDED"
-    status = 429
-
-
-class RateLimitedError(MeterlineError):
-    """Subscribe messages arrive faster than allowed."""
-
-    code = "RATE_LIMIT_EXCEEDED"
-    status = 429
 
 
 @dataclass(slots=True)
@@ -224,7 +214,7 @@ class StreamHub:
         )
         bucket.at = now
         if bucket.tokens < 1:
-            raise RateLimitedError(
+            raise RateLimitExceededError(
                 "too many subscribe messages", details="At most 5 per second after a burst of 20."
             )
         bucket.tokens -= 1

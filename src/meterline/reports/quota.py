@@ -9,15 +9,12 @@ from typing import Protocol
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from meterline.errors import MeterlineError
+from meterline import errors
 from meterline.reports.tables import quota_usage
 
 
-class QuotaExceededError(MeterlineError):
+class QuotaExceededError(errors.QuotaExceededError):
     """The org has generated all the reports its plan allows today."""
-
-    code = "QUOTA_EXCEEDED"
-    status = 429
 
     def __init__(self, message: str, *, decision: QuotaDecision, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]

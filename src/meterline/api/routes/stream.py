@@ -20,7 +20,13 @@ from meterline.api.deps import requires, services
 from meterline.api.schemas import errors
 from meterline.api.services import Services
 from meterline.auth import Principal, Scope
-from meterline.errors import AuthError, AuthMissingError, MeterlineError, ScopeError
+from meterline.errors import (
+    AuthError,
+    AuthMissingError,
+    MeterlineError,
+    QuotaExceededError,
+    ScopeError,
+)
 from meterline.realtime import (
     CLOSE_BAD_REQUEST,
     CLOSE_INVALID_TOKEN,
@@ -29,7 +35,6 @@ from meterline.realtime import (
     CLOSE_TOO_BIG,
     Connection,
     ConnectionState,
-    QuotaExceededError,
     encode,
     error_frame,
     parse_subscribe,

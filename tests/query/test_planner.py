@@ -24,12 +24,25 @@ def test_range_is_tiled_coarsest_first_without_gaps_or_overlaps() -> None:
     query = q("2026-11-01T22:30:15", "2026-11-04T01:10:40")
     assert spans(query) == [
         ("events", "01 22:30:15", "01 22:31:00"),
-        ("rollup_totals_minute", "01 22:31:00", "01 23:00:00"),
+        ("rollup_totals_minute", "01 22:31:00", "01 22:40:00"),
+        ("rollup_totals_tenminute", "01 22:40:00", "01 23:00:00"),
         ("rollup_totals_hour", "01 23:00:00", "02 00:00:00"),
         ("rollup_totals_day", "02 00:00:00", "04 00:00:00"),
         ("rollup_totals_hour", "04 00:00:00", "04 01:00:00"),
-        ("rollup_totals_minute", "04 01:00:00", "04 01:10:00"),
+        ("rollup_totals_tenminute", "04 01:00:00", "04 01:10:00"),
         ("events", "04 01:10:00", "04 01:10:40"),
+    ]
+
+
+def test_edges_of_a_relative_day_need_few_rows() -> None:
+    """A 24-hour range ending at a minute reads at most 9 + 5 rows per edge below hours."""
+    query = q("2026-11-01T10:47:00", "2026-11-02T10:47:00")
+    assert spans(query) == [
+        ("rollup_totals_minute", "01 10:47:00", "01 10:50:00"),
+        ("rollup_totals_tenminute", "01 10:50:00", "01 11:00:00"),
+        ("rollup_totals_hour", "01 11:00:00", "02 10:00:00"),
+        ("rollup_totals_tenminute", "02 10:00:00", "02 10:40:00"),
+        ("rollup_totals_minute", "02 10:40:00", "02 10:47:00"),
     ]
 
 

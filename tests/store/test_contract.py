@@ -68,13 +68,14 @@ def test_insert_feeds_raw_and_every_rollup(store: Store) -> None:
     store.insert_rows(rows_for(o, 30))
     assert count(store, "events", o) == 30
     for width, levels in (
-        ("totals", "mhd"),
-        ("routes", "mhd"),
+        ("totals", "mthd"),
+        ("routes", "mthd"),
         ("consumers", "hd"),
         ("full", "hd"),
     ):
         for level in levels:
-            table = rollup_table(width, {"m": "minute", "h": "hour", "d": "day"}[level])
+            names = {"m": "minute", "t": "tenminute", "h": "hour", "d": "day"}
+            table = rollup_table(width, names[level])
             assert count(store, table, o, "sum(requests)") == 30, table
 
 

@@ -1,10 +1,11 @@
 """The planner: which tables answer which part of a query's time range.
 
 A range is cut into segments, each read from the coarsest table that covers it exactly:
-whole days from the day rollups, whole hours from the hour rollups, whole minutes from
-the minute rollups, and any sub-minute edges from raw events. The rollup *width* is the
-narrowest whose key holds every dimension the query groups or filters by; a dimension no
-rollup keeps (``user_id``, ``api_token_id``) sends the whole query to raw events.
+whole days from the day rollups, whole hours from the hour rollups, whole ten-minute
+slices and whole minutes from theirs, and any sub-minute edges from raw events. The
+rollup *width* is the narrowest whose key holds every dimension the query groups or
+filters by; a dimension no rollup keeps (``user_id``, ``api_token_id``) sends the whole
+query to raw events.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from meterline.query.model import MetricQuery
-from meterline.store import GRANULARITY_SECONDS, ROLLUP_WIDTHS, RollupWidth, rollup_table
+from meterline.store import (
+    GRANULARITY_SECONDS,
+    ROLLUP_LEVELS,
+    ROLLUP_WIDTHS,
+    RollupWidth,
+    rollup_table,
+)
 
-_LEVELS = ("day", "hour", "minute")
+_LEVELS = ("day", "hour", "tenminute", "minute")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +43,7 @@ class Segment:
 
 
 def _floor(moment: datetime, level: str) -> datetime:
-    seconds = GRANULARITY_SECONDS[level]
+    seconds = ROLLUP_LEVELS[level][1]
     epoch = int(moment.timestamp())
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
 
@@ -45,7 +52,7 @@ def _ceil(moment: datetime, level: str) -> datetime:
     floored = _floor(moment, level)
     if floored == moment:
         return floored
-    return floored + timedelta(seconds=GRANULARITY_SECONDS[level])
+    return floored + timedelta(seconds=ROLLUP_LEVELS[level][1])
 
 
 def choose_width(query: MetricQuery) -> RollupWidth | None:
@@ -68,11 +75,15 @@ def plan_segments(query: MetricQuery, *, use_rollups: bool = True) -> list[Segme
         return [Segment("events", start, end)]
     limit = GRANULARITY_SECONDS[query.granularity] if query.granularity else None
     levels = [
-        lv
-        for lv in _LEVELS
-        if lv in width.granularities and (limit is None or GRANULARITY_SECONDS[lv] <= limit)
+        lv for lv in _LEVELS if lv in width.granularities and (limit is None or _divides(lv, limit))
     ]
     return sorted(_split(start, end, levels, width.name), key=lambda s: s.start)
+
+
+def _divides(level: str, bucket_seconds: int) -> bool:
+    """True when rows of ``level`` fall wholly inside buckets of ``bucket_seconds``."""
+    seconds = ROLLUP_LEVELS[level][1]
+    return seconds <= bucket_seconds and bucket_seconds % seconds == 0
 
 
 def _split(start: datetime, end: datetime, levels: list[str], width: str) -> list[Segment]:

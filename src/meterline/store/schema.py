@@ -1,9 +1,9 @@
 """The analytics schema: raw events, rollups and the materialised views that feed them.
 
 One DDL for both backends (chDB embedded and a ClickHouse server). Rollups are kept at
-three granularities and four widths; each holds counts, sums and mergeable states (a
-DDSketch for latency percentiles, an exact distinct set for consumers), so any range and
-any granularity can be answered from them without rescanning raw rows.
+four levels (minute, ten minutes, hour, day) and four widths; each holds counts, sums
+and mergeable states (a DDSketch for latency percentiles, an exact distinct set for
+consumers), so any range and any granularity can be answered from them without rescanning raw rows.
 
 Retention is a TTL on every table: each row carries the retention of its org's plan at
 ingest and expires ``retention_days`` after it was received.
@@ -21,6 +21,20 @@ GRANULARITIES: dict[str, str] = {
 """Rollup granularity → the ClickHouse function that truncates a timestamp to it."""
 
 GRANULARITY_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
+"""Seconds in one bucket of each query granularity."""
+
+ROLLUP_LEVELS: dict[str, tuple[str, int]] = {
+    "minute": ("toStartOfMinute", 60),
+    "tenminute": ("toStartOfTenMinutes", 600),
+    "hour": ("toStartOfHour", 3600),
+    "day": ("toStartOfDay", 86400),
+}
+"""Rollup level → (truncating function, seconds), finest first.
+
+Ten-minute rollups are not a query granularity: they let the planner answer the sub-hour
+edges of a range from at most a dozen rows per group instead of up to 118 minute rows,
+each carrying a latency sketch to merge.
+"""
 
 LATENCY_QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
 """Quantile levels the latency sketches answer."""
@@ -56,7 +70,7 @@ class RollupWidth:
 
     name: str
     dimensions: tuple[str, ...]
-    granularities: tuple[str, ...] = ("minute", "hour", "day")
+    granularities: tuple[str, ...] = ("minute", "tenminute", "hour", "day")
     parent: str | None = None
 
 
@@ -179,9 +193,31 @@ SETTINGS index_granularity = 8192
 """
 
 
-def _rollup_ddl(width: RollupWidth, granularity: str, source: str | None) -> list[str]:
-    """DDL of one rollup table and the view feeding it from ``source`` (raw when None)."""
-    table = rollup_table(width.name, granularity)
+ROLLUP_INDEX_GRANULARITY = 256
+"""Rows per index granule of a rollup table.
+
+A rollup row carries sketch states of a few kilobytes, and ClickHouse decodes whole
+granules: with the default 8,192 rows, reading the 49 minutes at the edge of a range
+decoded thousands of latency sketches. Measured on 10M events, 256 cut such a read
+from ~16 ms to ~6 ms; 64 was no faster.
+"""
+
+
+def _rollup_ddl(
+    width: RollupWidth,
+    granularity: str,
+    source: str | None,
+    *,
+    table: str | None = None,
+    index_granularity: int | None = None,
+) -> list[str]:
+    """DDL of one rollup table and the view feeding it from ``source`` (raw when None).
+
+    ``table`` overrides the table's name (the view still writes to the real name);
+    ``index_granularity`` sets the table's granule size (the server default when None).
+    """
+    target = rollup_table(width.name, granularity)
+    table = table or target
     dims = ",\n    ".join(f"{d} {_DIM_TYPES[d]}" for d in width.dimensions)
     aggs = ",\n    ".join(f"{name} {ctype}" for name, (ctype, _) in AGGREGATE_COLUMNS.items())
     key = ", ".join(("org_id", "bucket", *width.dimensions))
@@ -193,6 +229,8 @@ def _rollup_ddl(width: RollupWidth, granularity: str, source: str | None) -> lis
         f") ENGINE = AggregatingMergeTree\nPARTITION BY {partition}\nORDER BY ({key})\n"
         f"TTL received_at + toIntervalDay(retention_days)"
     )
+    if index_granularity is not None:
+        create += f"\nSETTINGS index_granularity = {index_granularity}"
     select_dims = ", ".join(width.dimensions)
     if source is None:
         exprs = {name: expr for name, (_, expr) in AGGREGATE_COLUMNS.items()}
@@ -201,32 +239,95 @@ def _rollup_ddl(width: RollupWidth, granularity: str, source: str | None) -> lis
         exprs, time_col, origin = ROLLUP_MERGES, "bucket", source
     select_aggs = ",\n    ".join(f"{expr} AS {name}" for name, expr in exprs.items())
     view = (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_mv TO {{db}}.{table} AS\n"
-        f"SELECT org_id, toDateTime({GRANULARITIES[granularity]}({time_col}), 'UTC') AS bucket, "
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{target}_mv TO {{db}}.{target} AS\n"
+        f"SELECT org_id, toDateTime({ROLLUP_LEVELS[granularity][0]}({time_col}), 'UTC') AS bucket, "
         f"{select_dims},\n    {select_aggs}\nFROM {{db}}.{origin}\n"
         f"GROUP BY org_id, bucket, {select_dims}"
     )
     return [create, view]
 
 
-def _initial_schema() -> list[str]:
-    statements = [EVENTS_DDL.replace("{status_class}", STATUS_CLASS_SQL)]
+_V1_WIDTHS: tuple[RollupWidth, ...] = tuple(
+    RollupWidth(
+        w.name, w.dimensions, tuple(g for g in w.granularities if g != "tenminute"), w.parent
+    )
+    for w in ROLLUP_WIDTHS
+)
+"""The widths as schema version 1 created them (before ten-minute rollups)."""
+
+
+def _rollup_tables(
+    widths: tuple[RollupWidth, ...] = ROLLUP_WIDTHS,
+) -> list[tuple[RollupWidth, str, str | None]]:
+    """Every rollup table as ``(width, granularity, source)``, sources before readers."""
 
     # A view can only read a table that exists: parents before their children.
     def depth(width: RollupWidth) -> int:
-        parent = next((w for w in ROLLUP_WIDTHS if w.name == width.parent), None)
+        parent = next((w for w in widths if w.name == width.parent), None)
         return 0 if parent is None else 1 + depth(parent)
 
-    for width in sorted(ROLLUP_WIDTHS, key=depth):
+    tables: list[tuple[RollupWidth, str, str | None]] = []
+    for width in sorted(widths, key=depth):
         source = rollup_table(width.parent, width.granularities[0]) if width.parent else None
         for granularity in width.granularities:
-            statements.extend(_rollup_ddl(width, granularity, source))
+            tables.append((width, granularity, source))
             source = rollup_table(width.name, granularity)
+    return tables
+
+
+def _initial_schema() -> list[str]:
+    statements = [EVENTS_DDL.replace("{status_class}", STATUS_CLASS_SQL)]
+    for width, granularity, source in _rollup_tables(_V1_WIDTHS):
+        statements.extend(_rollup_ddl(width, granularity, source))
     return statements
+
+
+def _ten_minute_levels_small_granules() -> list[str]:
+    """Add ten-minute rollups and rebuild every rollup table with small index granules.
+
+    The views are dropped first so nothing cascades while rows move. A table of version
+    1 is copied into a new one with :data:`ROLLUP_INDEX_GRANULARITY` and swapped in
+    atomically; a ten-minute table is built from the minute rows through its own view's
+    SELECT. Then every view is created again, each reading its new source. Every step can
+    be repeated, so a migration interrupted half-way completes on the next start.
+    """
+    existing = {rollup_table(w.name, g) for w, g, _ in _rollup_tables(_V1_WIDTHS)}
+    tables = _rollup_tables()
+    statements = [
+        f"DROP VIEW IF EXISTS {{db}}.{rollup_table(w.name, g)}_mv"
+        for w, g, _ in _rollup_tables(_V1_WIDTHS)
+    ]
+    views = []
+    for width, granularity, source in tables:
+        table = rollup_table(width.name, granularity)
+        create, view = _rollup_ddl(
+            width,
+            granularity,
+            source,
+            table=f"{table}__next",
+            index_granularity=ROLLUP_INDEX_GRANULARITY,
+        )
+        statements += [f"DROP TABLE IF EXISTS {{db}}.{table}__next", create]
+        if table in existing:
+            statements += [
+                f"INSERT INTO {{db}}.{table}__next SELECT * FROM {{db}}.{table}",
+                f"EXCHANGE TABLES {{db}}.{table} AND {{db}}.{table}__next",
+                f"DROP TABLE {{db}}.{table}__next",
+            ]
+        else:
+            backfill = view.split(" AS\n", 1)[1]
+            statements += [
+                f"INSERT INTO {{db}}.{table}__next {backfill}",
+                f"DROP TABLE IF EXISTS {{db}}.{table}",
+                f"RENAME TABLE {{db}}.{table}__next TO {{db}}.{table}",
+            ]
+        views.append(view)
+    return statements + views
 
 
 MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
     (1, "raw events, rollups and their views", _initial_schema()),
+    (2, "ten-minute rollups; small index granules", _ten_minute_levels_small_granules()),
 )
 """Versioned schema migrations: ``(version, description, statements)``, applied in order.
 

@@ -133,22 +133,35 @@ def _offset(train: Array) -> float:
     return max(0.01 * float(np.mean(np.abs(train))), 1e-6)
 
 
+def _conformal(errs: Sequence[float]) -> tuple[float, float, float, float]:
+    """(q10, q90, q2.5, q97.5) of ``errs`` with the split-conformal finite-sample rule:
+    the upper bound is the ``ceil((n + 1) p)``-th smallest error, the lower bound the
+    ``floor((n + 1) p)``-th, so a new error falls inside at least as often as promised
+    (plain empirical quantiles of a few dozen errors cover too little)."""
+    ordered = sorted(errs)
+    n = len(ordered)
+
+    def upper(p: float) -> float:
+        return ordered[min(math.ceil((n + 1) * p), n) - 1]
+
+    def lower(p: float) -> float:
+        return ordered[max(math.floor((n + 1) * p), 1) - 1]
+
+    return lower(0.1), upper(0.9), lower(0.025), upper(0.975)
+
+
 def _quantiles(
     residuals: dict[int, list[float]], horizon: int
 ) -> list[tuple[float, float, float, float]]:
-    """Log-ratio quantiles (q10, q90, q2.5, q97.5) for horizons 1..``horizon``."""
-    levels = [0.1, 0.9, 0.025, 0.975]
+    """Log-ratio bounds (q10, q90, q2.5, q97.5) for horizons 1..``horizon``."""
     calibrated = {
-        k: tuple(float(v) for v in np.quantile(np.asarray(errs), levels))
-        for k, errs in residuals.items()
-        if len(errs) >= MIN_RESIDUALS
+        k: _conformal(errs) for k, errs in residuals.items() if len(errs) >= MIN_RESIDUALS
     }
     if not calibrated:
         pooled = [e / math.sqrt(k) for k, errs in residuals.items() for e in errs]
         if len(pooled) < MIN_RESIDUALS:
             raise ValueError(f"need at least {MIN_DAYS} days of history to calibrate intervals")
-        base = tuple(float(v) for v in np.quantile(np.asarray(pooled), levels))
-        calibrated = {1: base}
+        calibrated = {1: _conformal(pooled)}
     widest = max(calibrated)
     out: list[tuple[float, float, float, float]] = []
     for k in range(1, horizon + 1):
@@ -157,8 +170,8 @@ def _quantiles(
         else:
             scale = math.sqrt(k / widest) if k > widest else 1.0
             ref = calibrated[widest] if k > widest else calibrated[min(calibrated)]
-            q = tuple(v * scale for v in ref)
-        out.append((q[0], q[1], q[2], q[3]))
+            q = (ref[0] * scale, ref[1] * scale, ref[2] * scale, ref[3] * scale)
+        out.append(q)
     return out
 
 

@@ -51,6 +51,11 @@ class Forecast:
     model: str | None
     rows: list[dict[str, Any]]
 
+    def head(self, horizon: int) -> Forecast:
+        """The same forecast cut to its first ``horizon`` buckets (a forecast's first
+        buckets do not depend on how far it reaches)."""
+        return Forecast(self.series, horizon, self.model, self.rows[:horizon])
+
     def as_json(self) -> dict[str, Any]:
         """The ``GET /v2/forecast`` response body."""
         body: dict[str, Any] = {

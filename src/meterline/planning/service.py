@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,8 @@ from meterline.planning.settings import PlanningSettings, SettingsStore, parse_s
 from meterline.query import Filter, QueryService
 
 CURRENT_WINDOW = timedelta(hours=24)
+CACHE_SECONDS = 300.0
+"""How long a forecast is reused for the same org, series and last complete bucket."""
 
 
 class PlanningService:
@@ -23,7 +26,36 @@ class PlanningService:
 
     def __init__(self, engine: Engine, queries: QueryService, clock: Clock = system_clock) -> None:
         self.queries = queries
+        self.clock = clock
         self.settings = SettingsStore(engine, clock)
+        self._cache: dict[tuple[Any, ...], tuple[float, series.Forecast]] = {}
+        self._lock = threading.Lock()
+
+    def _predict(
+        self,
+        org_id: str,
+        metric: str,
+        granularity: str,
+        horizon: int,
+        filters: Sequence[Filter] = (),
+    ) -> series.Forecast:
+        """A forecast of ``metric``, computed to the longest horizon and reused for
+        :data:`CACHE_SECONDS` (fitting is the slow part, and a planner asks again and
+        again while trying scenarios); a new complete bucket makes a new forecast."""
+        series.check_granularity(granularity, horizon)
+        now = self.queries.now()
+        key = (org_id, metric, granularity, tuple(filters), series.floor_bucket(now, granularity))
+        moment = self.clock()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and moment - hit[0] <= CACHE_SECONDS:
+            return hit[1].head(horizon)
+        history = series.metric_history(self.queries, org_id, metric, granularity, filters, now)
+        full = series.predict(history, series.MAX_HORIZON[granularity])
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if moment - v[0] <= CACHE_SECONDS}
+            self._cache[key] = (moment, full)
+        return full.head(horizon)
 
     def get_settings(self, org_id: str) -> PlanningSettings:
         """The org's capacity and cost settings."""
@@ -42,19 +74,14 @@ class PlanningService:
         filters: Sequence[Filter] = (),
     ) -> series.Forecast:
         """A forecast of one metric of the vocabulary (or peak requests per minute)."""
-        return series.forecast_metric(
-            self.queries, org_id, metric, horizon, granularity, filters, self.queries.now()
-        )
+        return self._predict(org_id, metric, granularity, horizon, filters)
 
     def capacity(self, org_id: str, horizon: int, granularity: str) -> dict[str, Any]:
         """Current headroom and when the forecast peak requests per minute crosses the
         configured capacity (see :mod:`meterline.planning.capacity`)."""
-        series.check_granularity(granularity, horizon)
+        fc = self._predict(org_id, series.PEAK_RPM, granularity, horizon)
         now = self.queries.now()
         peak, at = series.current_peak(self.queries, org_id, CURRENT_WINDOW, now)
-        fc = series.predict(
-            series.peak_history(self.queries, org_id, granularity, (), now), horizon
-        )
         return capacity.report(self.settings.get(org_id), fc, peak, at, CURRENT_WINDOW)
 
     def scenario(self, org_id: str, body: Any) -> dict[str, Any]:
@@ -65,14 +92,10 @@ class PlanningService:
         request = scenarios.parse_scenario(body, today, series.MAX_HORIZON["day"])
         stored = self.settings.get(org_id)
         h = request.horizon
-        requests = series.predict(
-            series.metric_history(self.queries, org_id, "requests", "day", (), now), h
-        )
-        peaks = series.predict(series.peak_history(self.queries, org_id, "day", (), now), h)
+        requests = self._predict(org_id, "requests", "day", h)
+        peaks = self._predict(org_id, series.PEAK_RPM, "day", h)
         try:
-            llm = series.predict(
-                series.metric_history(self.queries, org_id, "cost_usd", "day", (), now), h
-            )
+            llm: series.Forecast | None = self._predict(org_id, "cost_usd", "day", h)
         except ValidationError:
             llm = None  # no LLM spend to project: the scenario costs requests only
         return scenarios.run(
@@ -88,15 +111,10 @@ class PlanningService:
 
     def cost_projections(self, org_id: str, filters: Sequence[Filter] = ()) -> dict[str, Any]:
         """Next month, quarter and year of LLM cost and tokens from daily forecasts."""
-        now = self.queries.now()
         horizon = max(costs.PERIODS.values())
-        cost = series.predict(
-            series.metric_history(self.queries, org_id, "cost_usd", "day", filters, now), horizon
-        )
+        cost = self._predict(org_id, "cost_usd", "day", horizon, filters)
         try:
-            tokens = series.predict(
-                series.metric_history(self.queries, org_id, "tokens", "day", filters, now), 30
-            )
+            tokens: series.Forecast | None = self._predict(org_id, "tokens", "day", 30, filters)
         except ValidationError:
             tokens = None
         return costs.projections(cost, tokens)

@@ -241,6 +241,12 @@ def test_capacity_is_configured_and_crossings_come_from_the_forecast(org: Org) -
     assert day_of(tight["crossing"]["likely"]) <= first_weekday
     assert day_of(tight["crossing"]["possible"]) <= day_of(tight["crossing"]["likely"])
     assert tight["forecast_peak"]["headroom_pct"] == pytest.approx(-25, abs=6)
+    # hour by hour: the busiest minute is at 23:58, so the 23:00 hour carries the peak
+    hourly = org.ok("/v2/capacity", granularity="hour", horizon=24)
+    assert len(hourly["data"]) == 24
+    (late,) = [r for r in hourly["data"] if r["timestamp"][11:13] == "23"]
+    assert late["yhat"] == pytest.approx(peak_on(day_of(late["timestamp"])), abs=0.5)
+    assert hourly["forecast_peak"]["timestamp"] == late["timestamp"]
     org.put_capacity({"capacity_rpm": None})
     assert org.ok("/v2/capacity")["status"] == "unconfigured"
 

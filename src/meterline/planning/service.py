@@ -39,8 +39,8 @@ class PlanningService:
         horizon: int,
         filters: Sequence[Filter] = (),
     ) -> series.Forecast:
-        """A forecast of ``metric``, computed to the longest horizon and reused for
-        :data:`CACHE_SECONDS` (fitting is the slow part, and a planner asks again and
+        """A forecast of ``metric``, reused for :data:`CACHE_SECONDS` by any request
+        that reaches no further (fitting is the slow part, and a planner asks again and
         again while trying scenarios); a new complete bucket makes a new forecast."""
         series.check_granularity(granularity, horizon)
         now = self.queries.now()
@@ -48,10 +48,12 @@ class PlanningService:
         moment = self.clock()
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and moment - hit[0] <= CACHE_SECONDS:
+        if hit is not None and moment - hit[0] <= CACHE_SECONDS and hit[1].horizon >= horizon:
             return hit[1].head(horizon)
         history = series.metric_history(self.queries, org_id, metric, granularity, filters, now)
-        full = series.predict(history, series.MAX_HORIZON[granularity])
+        # a daily fit costs the same for any horizon; an hourly one grows with it
+        reach = series.MAX_HORIZON["day"] if granularity == "day" else max(horizon, 24)
+        full = series.predict(history, reach)
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if moment - v[0] <= CACHE_SECONDS}
             self._cache[key] = (moment, full)

@@ -9,8 +9,9 @@ Candidate models, refitted at every daily origin:
 * ``ets``: exponential smoothing with additive damped trend and additive 7-day season
   (``statsforecast`` ETS(A,Ad,A)) — it carries a growth trend over long horizons (a
   month, a year of costs) without letting it run away;
-* ``theta``: ``statsforecast``'s AutoTheta with a 7-day season (the Theta family,
-  seasonally adjusted, chosen by in-sample fit), strong on trending series.
+* ``theta``: ``statsforecast``'s dynamic optimised Theta with a 7-day season
+  (seasonally adjusted), good on trending series; on the dev series it forecast as
+  well as trying every Theta variant, at half the cost.
 
 ETS and Theta are fitted on at most the last 26 weeks, which bounds their cost.
 
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
+from statsforecast.models import AutoETS, DynamicOptimizedTheta, SeasonalNaive
 
 from meterline.insight.forecast import BacktestResult, Prediction
 
@@ -87,7 +88,7 @@ def _fitted(make: Callable[[], Any]) -> Model:
 
 
 _ets = _fitted(lambda: AutoETS(season_length=WEEK, model="AAA", damped=True))
-_theta = _fitted(lambda: AutoTheta(season_length=WEEK))
+_theta = _fitted(lambda: DynamicOptimizedTheta(season_length=WEEK))
 
 
 MODELS: dict[str, Model] = {

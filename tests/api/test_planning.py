@@ -389,3 +389,30 @@ def test_cost_projections_come_from_the_daily_forecast(org: Org) -> None:
     none = org.get("/v2/analytics/costs/projections", model="no-such-model")
     assert none.status_code == 400
     assert none.json()["error"]["message"] == "not enough history to forecast"
+
+
+def test_openapi_documents_the_planning_routes(server: ServerProcess) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    for path, method in (
+        ("/v2/forecast", "get"),
+        ("/v2/capacity", "get"),
+        ("/v2/capacity", "put"),
+        ("/v2/scenarios", "post"),
+        ("/v2/analytics/costs/projections", "get"),
+        ("/v2/insights/forecast", "get"),
+    ):
+        responses = spec["paths"][path][method]["responses"]
+        assert {"400", "401", "403"} <= set(responses), (path, method)
+
+
+def test_planning_routes_need_a_token(server: ServerProcess) -> None:
+    for method, path in (
+        ("GET", "/v2/forecast"),
+        ("GET", "/v2/capacity"),
+        ("PUT", "/v2/capacity"),
+        ("POST", "/v2/scenarios"),
+        ("GET", "/v2/analytics/costs/projections"),
+    ):
+        response = httpx.request(method, f"{server.url}{path}", timeout=30)
+        assert response.status_code == 401, (method, path)
+        assert response.json()["error"]["code"] == "AUTH_TOKEN_MISSING"

@@ -14,6 +14,7 @@ PACKAGES = [
     "meterline.store",
     "meterline.dashboard",
     "meterline.demo",
+    "meterline.planning",
 ]
 
 

@@ -35,6 +35,7 @@ COMPONENT_MODULES: tuple[str, ...] = (
     "meterline.auth.tables",
     "meterline.ratelimit.tables",
     "meterline.reports.tables",
+    "meterline.planning.tables",
 )
 """Modules that each define ``COMPONENT: str`` and ``MIGRATIONS: tuple[Migration, ...]``."""
 

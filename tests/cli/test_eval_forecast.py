@@ -60,3 +60,28 @@ def _stamp(seconds: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(1_420_070_400 + seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_eval_forecast_by_day_sums_hours_into_days(tmp_path: Path) -> None:
+    src = tmp_path / "hourly.csv"
+    with src.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "value"])
+        for h in range(120 * 24):  # 120 days of hours, a weekly shape with some noise
+            day = h // 24
+            w.writerow([_stamp(h * 3600), 10 + 5 * (day % 7 >= 5) + (day * 7919 % 11) / 10])
+    pred = tmp_path / "pred.csv"
+    result = CliRunner().invoke(
+        app, ["eval", "forecast", str(src), "--granularity", "day", "--out", str(pred)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "origins: 56 (horizons 1..14)" in result.output
+    figures = dict(line.split(": ", 1) for line in result.output.splitlines() if ": " in line)
+    assert float(figures["accuracy (1 - WAPE)"]) > 0.9
+    with pred.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == sum(min(14, 56 - i) for i in range(56))
+    assert all(r["timestamp"] > r["origin"] for r in rows)
+    assert all(r["timestamp"].endswith("T00:00:00Z") for r in rows)
+    bad = CliRunner().invoke(app, ["eval", "forecast", str(src), "--granularity", "week"])
+    assert bad.exit_code != 0

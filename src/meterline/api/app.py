@@ -19,6 +19,7 @@ from meterline.api.routes import (
     insights,
     oauth,
     otlp,
+    planning,
     query,
     ratelimits,
     reports,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         health.router,
         stream.router,
         insights.router,
+        planning.router,
     ):
         app.include_router(router)
     from meterline.dashboard import views

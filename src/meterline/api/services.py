@@ -12,6 +12,7 @@ from meterline.config import Settings
 from meterline.events import PriceTable, RouteNormaliser
 from meterline.ingest import IngestService, IngestWriter, PreparePool
 from meterline.metadb import engine_from_url, migrate
+from meterline.planning import PlanningService
 from meterline.query import QueryService
 from meterline.ratelimit.service import RateLimitService
 from meterline.realtime import LiveWindows, StreamHub, TicketBook, seed_windows
@@ -38,6 +39,7 @@ class Services:
     tickets: TicketBook
     reports: ReportService
     report_runner: ReportRunner
+    planning: PlanningService
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = system_clock) -> Services:
@@ -117,6 +119,7 @@ class Services:
             TicketBook(clock),
             reports=reports,
             report_runner=report_runner,
+            planning=PlanningService(engine, queries, clock),
         )
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from meterline.insight import benchmark, corpus, forecast
+from meterline.insight import benchmark, corpus, daily, forecast
 
 app = typer.Typer(help="Evaluate anomaly detection and forecasting on held-out data.")
 
@@ -71,22 +71,36 @@ def nab_command(
 @app.command("forecast")
 def forecast_command(
     csv_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="timestamp,value CSV."),
-    horizon: int = typer.Option(24, "--horizon", min=1, max=168, help="Hours ahead."),
+    horizon: int | None = typer.Option(
+        None, "--horizon", min=1, max=168, help="Steps ahead (default 24 hours or 14 days)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write every prediction here."),
+    granularity: str = typer.Option(
+        "hour", "--granularity", help="hour (last 14 days backtested) or day (last 56 days)."
+    ),
 ) -> None:
-    """Rolling-origin backtest over the last 14 days: MASE, 1 - WAPE, interval coverage.
+    """Rolling-origin backtest: MASE, 1 - WAPE, interval coverage.
 
-    ``origin`` in the output is the last hour the model saw.
+    ``origin`` in the output is the last hour (or day) the model saw.
 
-    Rows are summed into UTC hours first, so a finer series (e.g. 30-minute counts)
-    is backtested as its hourly totals.
+    Rows are summed into UTC hours (or days) first, so a finer series (e.g. 30-minute
+    counts) is backtested as its hourly (daily) totals. Hourly: one origin every hour
+    over the last 14 days. Daily: one origin every day over the last 56 days, weekly
+    seasonality and trend.
     """
+    if granularity not in ("hour", "day"):
+        raise typer.BadParameter("use hour or day", param_hint="--granularity")
+    steps = horizon or (24 if granularity == "hour" else 14)
     console = Console()
     try:
         series = corpus.read_series(csv_file.parent, csv_file)
-        stamps, values = forecast.hourly(series.epochs, series.values)
         with console.status("backtesting"):
-            result = forecast.backtest(values, horizon=horizon)
+            if granularity == "hour":
+                stamps, values = forecast.hourly(series.epochs, series.values)
+                result = forecast.backtest(values, horizon=steps)
+            else:
+                stamps, values = daily.daily(series.epochs, series.values)
+                result = daily.backtest(values, horizon=steps)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="CSV") from exc
     if out is not None:
@@ -106,7 +120,7 @@ def forecast_command(
                     ]
                 )
     chosen = ", ".join(f"{k} x{v}" for k, v in sorted(result.models_chosen.items()))
-    typer.echo(f"origins: {result.origins} (horizons 1..{horizon}), models chosen: {chosen}")
+    typer.echo(f"origins: {result.origins} (horizons 1..{steps}), models chosen: {chosen}")
     typer.echo(f"MASE: {result.mase:.3f}")
     typer.echo(f"accuracy (1 - WAPE): {result.accuracy:.3f}")
     typer.echo(f"coverage 80%: {result.coverage80:.3f}")

@@ -162,6 +162,7 @@ def _roll(
     start = test0 - warmup
     # forecasts by origin: model -> array of horizon values
     made: dict[int, dict[str, Array]] = {}
+    cum_err: dict[int, dict[str, Array]] = {}
     chosen_at: dict[int, str] = {}
     residuals: list[list[float]] = [[] for _ in range(horizon)]
     pending: list[Prediction] = []
@@ -183,19 +184,28 @@ def _roll(
         h = horizon if origin == n else min(horizon, n - origin)
         train = y[:origin]
         made[origin] = {name: model(train, h) for name, model in MODELS.items()}
+        # running absolute errors of each forecast; only the first ``origin - past``
+        # (already observed) entries are ever read, so nothing unseen is used
+        observed = min(h, n - origin)
+        cum_err[origin] = {
+            name: np.cumsum(np.abs(y[origin : origin + observed] - fc[:observed]))
+            for name, fc in made[origin].items()
+        }
         errors = dict.fromkeys(MODELS, 0.0)
         seen = False
         for past in range(max(start, origin - WEEK), origin):
-            for name, fc in made[past].items():
-                known = min(len(fc), origin - past)
+            for name, cum in cum_err[past].items():
+                known = min(len(cum), origin - past)
                 if known > 0:
-                    errors[name] += float(np.sum(np.abs(y[past : past + known] - fc[:known])))
+                    errors[name] += float(cum[known - 1])
                     seen = True
         fallback = DEFAULT_MODEL if DEFAULT_MODEL in MODELS else next(iter(MODELS))
         name = min(errors, key=lambda k: errors[k]) if seen else fallback
         chosen_at[origin] = name
         yhat = made[origin][name]
-        for k, (point, bounds) in enumerate(zip(yhat, _bounds(yhat, residuals), strict=True)):
+        # warm-up forecasts only feed choice and calibration (by their point): no bounds
+        bounds_of = _bounds(yhat, residuals) if origin >= test0 else [(math.nan,) * 4] * len(yhat)
+        for k, (point, bounds) in enumerate(zip(yhat, bounds_of, strict=True)):
             pred = Prediction(origin, origin + k, k + 1, name, float(point), *bounds)
             pending.append(pred)
             if origin >= test0:
@@ -203,6 +213,7 @@ def _roll(
         if origin >= test0:
             counts[name] = counts.get(name, 0) + 1
         made.pop(origin - WEEK - 1, None)
+        cum_err.pop(origin - WEEK - 1, None)
     return predictions, counts
 
 

@@ -22,11 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-
-from meterline.errors import ValidationError
-from meterline.insight.forecast import forecast_ahead
-from meterline.query import METRICS, MetricQuery, QueryService, TimeRange, parse_query
+from meterline.query import MetricQuery, QueryService, TimeRange
 
 MINUTE = timedelta(minutes=1)
 SEASONS = (timedelta(days=1), timedelta(days=7))
@@ -306,55 +302,3 @@ class InsightService:
                 )
             )
         return out
-
-
-FORECAST_KINDS = ("count", "latency", "bytes", "money", "ratio")
-
-
-def hourly_forecast(
-    queries: QueryService, org_id: str, metric: str, horizon: int, now: datetime | None = None
-) -> dict[str, Any]:
-    """Forecast ``metric`` for the next ``horizon`` hours from the org's hourly rollups.
-
-    Uses the last 35 days of complete hours; raises ``ValidationError`` for a metric
-    outside the vocabulary or when there are fewer hours of history than the model
-    needs to choose itself and calibrate its intervals.
-    """
-    if metric not in METRICS or METRICS[metric].kind not in FORECAST_KINDS:
-        raise ValidationError(f"metric {metric!r} cannot be forecast")
-    moment = now or queries.now()
-    end = moment.replace(minute=0, second=0, microsecond=0)
-    query = parse_query({"metrics": [metric], "range": "35d", "granularity": "hour"}, now=moment)
-    # complete hours only: the current hour is still filling up
-    rows = [r for r in queries.run(org_id, query).data if _parse(r["timestamp"]) < end]
-    values = [float(r[metric] or 0.0) for r in rows]
-    # history starts at the first hour with data; leading empty hours are not history
-    first = next((i for i, v in enumerate(values) if v), len(values))
-    rows, values = rows[first:], values[first:]
-    try:
-        predictions = forecast_ahead(np.asarray(values, dtype=np.float64), horizon)
-    except ValueError as exc:
-        raise ValidationError(
-            "not enough history to forecast", details=f"{exc} (hourly, up to now)"
-        ) from None
-    data = []
-    for p in predictions:
-        moment = end + timedelta(hours=p.horizon - 1)
-        data.append(
-            {
-                "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "yhat": round(max(float(p.yhat), 0.0), 3),
-                "lo80": round(max(float(p.lo80), 0.0), 3),
-                "hi80": round(float(p.hi80), 3),
-                "lo95": round(max(float(p.lo95), 0.0), 3),
-                "hi95": round(float(p.hi95), 3),
-            }
-        )
-    return {
-        "metric": metric,
-        "granularity": "hour",
-        "horizon": horizon,
-        "model": predictions[0].model if predictions else None,
-        "history_hours": len(values),
-        "data": data,
-    }

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from meterline.api.deps import requires, services
 from meterline.api.schemas import errors
 from meterline.auth import Principal, Scope
-from meterline.insight.rollups import InsightService, InsightSettings, hourly_forecast
+from meterline.insight.rollups import InsightService, InsightSettings
 
 router = APIRouter(prefix="/v2/insights", tags=["insights"])
 
@@ -46,9 +46,7 @@ def forecast(
     metric: str = Query("requests", description="A metric of the query vocabulary."),
     horizon: int = Query(24, ge=1, le=168, description="Hours ahead."),
 ) -> dict[str, Any]:
-    """Hourly point forecast with 80 % and 95 % prediction intervals for the next hours.
-
-    The model (weekly/daily seasonal naive, or weekly with a level correction) is chosen
-    per series by its recent errors; intervals are calibrated on its recent forecasts.
-    """
-    return hourly_forecast(services(request).queries, principal.org_id, metric, horizon)
+    """Hourly forecast with 80 % and 95 % prediction intervals: the same answer as
+    ``GET /v2/forecast?granularity=hour`` (which also forecasts by day and filters)."""
+    planning = services(request).planning
+    return planning.forecast(principal.org_id, metric, horizon, "hour").as_json()

@@ -27,22 +27,27 @@ class CompiledQuery:
     segments: tuple[Segment, ...]
 
 
-def _ts(moment: datetime, millis: bool) -> str:
+def store_time(moment: datetime, millis: bool) -> str:
+    """A UTC instant as the store's DateTime (or DateTime64(3) when ``millis``) text."""
     text = moment.strftime("%Y-%m-%d %H:%M:%S")
     return text + f".{moment.microsecond // 1000:03d}" if millis else text
 
 
-class _Params:
+class Params:
+    """Collects bound values; :meth:`bind` returns the ``{pN:Type}`` placeholder."""
+
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
     def bind(self, value: Any, ctype: str) -> str:
+        """Bind ``value`` as a parameter of ClickHouse type ``ctype``."""
         name = f"p{len(self.values)}"
         self.values[name] = value
         return f"{{{name}:{ctype}}}"
 
 
-def _filter_sql(flt: Filter, params: _Params) -> str:
+def filter_sql(flt: Filter, params: Params) -> str:
+    """One filter as SQL over its vocabulary column, its values bound."""
     ctype = DIMENSIONS[flt.field].value_type
     column = flt.field
     if flt.op in ("in", "not_in"):
@@ -60,7 +65,7 @@ def needed_intermediates(metrics: tuple[str, ...]) -> list[str]:
 
 
 def _segment_sql(
-    segment: Segment, query: MetricQuery, org_param: str, params: _Params, parts: list[str]
+    segment: Segment, query: MetricQuery, org_param: str, params: Params, parts: list[str]
 ) -> str:
     time_col = "timestamp" if segment.is_raw else "bucket"
     time_type = "DateTime64(3, 'UTC')" if segment.is_raw else "DateTime('UTC')"
@@ -75,9 +80,9 @@ def _segment_sql(
         select.append(f"{spec.raw if segment.is_raw else spec.rollup} AS i_{name}")
     where = [
         f"org_id = {org_param}",
-        f"{time_col} >= {params.bind(_ts(segment.start, segment.is_raw), time_type)}",
-        f"{time_col} < {params.bind(_ts(segment.end, segment.is_raw), time_type)}",
-        *(_filter_sql(f, params) for f in query.filters),
+        f"{time_col} >= {params.bind(store_time(segment.start, segment.is_raw), time_type)}",
+        f"{time_col} < {params.bind(store_time(segment.end, segment.is_raw), time_type)}",
+        *(filter_sql(f, params) for f in query.filters),
     ]
     sql = f"SELECT {', '.join(select)} FROM {{db}}.{segment.table} WHERE {' AND '.join(where)}"
     if group:
@@ -100,7 +105,7 @@ def compile_query(
     The result has columns ``d_<dimension>``, ``ts`` (when bucketed) and
     ``m_<metric>``. ``paged=False`` leaves out ORDER BY/LIMIT (for counting groups).
     """
-    params = _Params()
+    params = Params()
     org_param = params.bind(org_id, "String")
     segments = plan_segments(query, use_rollups=use_rollups)
     parts = needed_intermediates(query.metrics)

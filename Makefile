@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/ratelimit_fairness.py
 	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .mypy_cache .ruff_cache $(FRONTEND)/node_modules

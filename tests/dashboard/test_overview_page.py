@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ def test_overview_and_drill_downs(server: ServerProcess, server_dir: Path, brows
     assert _rows(page, "#errors") == min(25, len(errors_here))
     first_error = page.inner_text("#errors tbody tr:first-child td:nth-child(4)")
     assert first_error == errors_here[0]["path"]
+    page.wait_for_selector("#breakdown tbody tr", timeout=30_000)
     assert _rows(page, "#breakdown") == 10
     screenshot(page, "drilldown-endpoint.png")
 
@@ -174,3 +176,46 @@ def test_reader_sees_live_data_and_reports_need_their_scope(
 
 def _assert(condition: bool) -> None:
     assert condition
+
+
+def test_forecast_panel_draws_history_and_forecast(
+    server: ServerProcess, server_dir: Path, browser: Any
+) -> None:
+    """Thirty days of hourly traffic: enough history for the forecast route to answer."""
+    tenant = make_tenant(server_dir, "dashboard-forecast", "professional")
+    hour_ms = 3_600_000
+    now_hour = int(time.time() * 1000) // hour_ms * hour_ms
+    events = [
+        {
+            "event_id": f"fc-{h}-{i}",
+            "timestamp": now_hour - h * hour_ms + i * 60_000,
+            "method": "GET",
+            "route": "/forecast",
+            "status": 200,
+            "latency_ms": 15,
+        }
+        for h in range(1, 30 * 24)
+        for i in range(2 + (h % 24) // 6)
+    ]
+    for start in range(0, len(events), 2000):
+        _ingest(server, tenant.ingest_key, events[start : start + 2000])
+    token = server.token(tenant.reader_id, tenant.reader_secret)
+    eventually(
+        lambda: _assert(
+            httpx.get(
+                f"{server.url}/v2/insights/forecast?metric=requests&horizon=24",
+                headers=bearer(token),
+                timeout=60,
+            ).status_code
+            == 200
+        ),
+        timeout=60,
+    )
+    page, seen = sign_in(browser, server, tenant.reader_id, tenant.reader_secret)
+    page.wait_for_selector("#forecast[data-state=drawn]", timeout=60_000)
+    # 48 hours of history and 24 forecast hours on one axis.
+    assert int(page.get_attribute("#forecast", "data-points") or 0) >= 24
+    assert page.inner_text("#forecast-note").startswith("next 24 h")
+    page.locator("#forecast").screenshot(path=str(screenshot(page, "overview-forecast.png")))
+    seen.assert_all_local(server)
+    page.close()

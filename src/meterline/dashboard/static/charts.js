@@ -47,7 +47,11 @@ export class TimeChart {
         y: {range: (u, min, max) => [0, max > 0 ? max * 1.1 : counts ? 4 : 1]},
       },
       axes: [
-        {stroke: "#64748b", grid: {stroke: "#e2e8f0"}},
+        {
+          stroke: "#64748b", grid: {stroke: "#e2e8f0"},
+          // A live window is minutes long: clock times read better than uPlot's dates.
+          ...(window ? {values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString("en-GB"))} : {}),
+        },
         {
           stroke: "#64748b", grid: {stroke: "#e2e8f0"}, size: 70,
           ...(counts ? {incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7]} : {}),

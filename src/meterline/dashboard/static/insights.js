@@ -2,7 +2,7 @@
 // A route this server does not have (404) reads "not available" rather than an error, so
 // the page works against servers with fewer insight routes.
 
-import {ApiError, api, hasScope} from "./api.js";
+import {ApiError, api, hasScope, query} from "./api.js";
 import {TimeChart} from "./charts.js";
 import {esc, show, time} from "./format.js";
 
@@ -22,9 +22,10 @@ function retryable(e) {
 export function forecast(el, noteEl) {
   let chart = null;
   return async () => {
-    let body;
+    let body, history;
     try {
       body = await api("/v2/insights/forecast?metric=requests&horizon=24");
+      history = await query({metrics: ["requests"], range: "48h", granularity: "hour"});
     } catch (e) {
       chart = null;
       noteEl.textContent = "";
@@ -35,14 +36,25 @@ export function forecast(el, noteEl) {
     if (!chart) {
       el.innerHTML = "";
       chart = new TimeChart(el, [
+        {label: "actual", metric: "requests", color: "#0f172a"},
         {label: "forecast", metric: "requests", color: "#2563eb"},
         {label: "80% low", metric: "requests", color: "#93c5fd", dash: [4, 4]},
         {label: "80% high", metric: "requests", color: "#93c5fd", dash: [4, 4]},
       ], {height: 180});
     }
+    // The last two days as they were, then the next hours as forecast, on one time axis.
     const rows = body.data;
-    await chart.set(rows.map((r) => Date.parse(r.timestamp) / 1000),
-      [rows.map((r) => r.yhat), rows.map((r) => r.lo80), rows.map((r) => r.hi80)]);
+    const past = history.data.filter((r) => r.timestamp < (rows.length ? rows[0].timestamp : "9"));
+    const none = (list) => list.map(() => null);
+    await chart.set(
+      [...past, ...rows].map((r) => Date.parse(r.timestamp) / 1000),
+      [
+        [...past.map((r) => r.requests), ...none(rows)],
+        [...none(past), ...rows.map((r) => r.yhat)],
+        [...none(past), ...rows.map((r) => r.lo80)],
+        [...none(past), ...rows.map((r) => r.hi80)],
+      ],
+    );
     const total = rows.reduce((sum, r) => sum + r.yhat, 0);
     noteEl.textContent = `next ${body.horizon} h: ~${show("requests", total)} requests · model ${body.model || "—"}`;
   };

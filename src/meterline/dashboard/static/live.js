@@ -167,7 +167,8 @@ export class Refresher {
 
   tick() {
     const now = Date.now();
-    if (now < this.pausedUntil) return;
+    // A hidden tab spends none of the org's request budget; it catches up when shown.
+    if (now < this.pausedUntil || document.hidden) return;
     const factor = budgetLow() ? 2 : 1;
     for (const task of this.tasks) {
       const since = (now - task.last) / 1000;

@@ -21,6 +21,15 @@ def _rows(page: Any, selector: str) -> int:
     return int(page.eval_on_selector_all(f"{selector} tbody tr", "els => els.length"))
 
 
+def _wait_rows(page: Any, selector: str, n: int) -> None:
+    """Wait until the table under ``selector`` has ``n`` rows (panels load independently)."""
+    page.wait_for_function(
+        "([s, n]) => document.querySelectorAll(`${s} tbody tr`).length === n",
+        arg=[selector, n],
+        timeout=30_000,
+    )
+
+
 def _ingest(server: ServerProcess, key: str, events: list[dict[str, Any]]) -> None:
     response = httpx.post(f"{server.url}/v2/events", json=events, headers=bearer(key), timeout=60)
     assert response.json()["accepted"] == len(events)
@@ -82,7 +91,7 @@ def test_overview_and_drill_downs(server: ServerProcess, server_dir: Path, brows
     (method, route), count = figures["endpoints"][0]
     assert page.inner_text("#endpoints tbody tr:first-child td:first-child") == f"{method} {route}"
     assert _rows(page, "#endpoints") == len(figures["endpoints"])
-    assert _rows(page, "#consumers") == 10
+    _wait_rows(page, "#consumers", 10)
     page.wait_for_selector("#regions tbody tr")
     assert sorted(
         page.eval_on_selector_all(
@@ -131,11 +140,10 @@ def test_overview_and_drill_downs(server: ServerProcess, server_dir: Path, brows
         key=lambda e: e["timestamp"],
         reverse=True,
     )
-    assert _rows(page, "#errors") == min(25, len(errors_here))
+    _wait_rows(page, "#errors", min(25, len(errors_here)))
     first_error = page.inner_text("#errors tbody tr:first-child td:nth-child(4)")
     assert first_error == errors_here[0]["path"]
-    page.wait_for_selector("#breakdown tbody tr", timeout=30_000)
-    assert _rows(page, "#breakdown") == 10
+    _wait_rows(page, "#breakdown", 10)
     screenshot(page, "drilldown-endpoint.png")
 
     # …and from there into one of its consumers.
@@ -148,8 +156,7 @@ def test_overview_and_drill_downs(server: ServerProcess, server_dir: Path, brows
     page.wait_for_selector("#breakdown tbody tr", timeout=30_000)
     mine_errors = [e for e in mine if e["status"] >= 400]
     if mine_errors:
-        page.wait_for_selector("#errors tbody tr", timeout=30_000)
-        assert _rows(page, "#errors") == min(25, len(mine_errors))
+        _wait_rows(page, "#errors", min(25, len(mine_errors)))
     screenshot(page, "drilldown-consumer.png")
     seen.assert_all_local(server)
     assert seen.failed == []

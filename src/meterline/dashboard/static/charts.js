@@ -50,7 +50,10 @@ export class TimeChart {
         {
           stroke: "#64748b", grid: {stroke: "#e2e8f0"},
           // A live window is minutes long: clock times read better than uPlot's dates.
-          ...(window ? {values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString("en-GB"))} : {}),
+          ...(window ? {
+            incrs: [60, 120, 300, 600, 1800],
+            values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString("en-GB", {hour: "2-digit", minute: "2-digit"})),
+          } : {}),
         },
         {
           stroke: "#64748b", grid: {stroke: "#e2e8f0"}, size: 70,
@@ -108,6 +111,15 @@ export class TimeChart {
       xs.shift();
       ys.forEach((col) => col.shift());
     }
+    return this.render();
+  }
+
+  // Points older than any shown (history to start a live chart with), oldest first.
+  prepend(points) {
+    const [xs, ...ys] = this.data;
+    const older = points.filter(([x]) => !xs.length || x < xs[0]);
+    xs.unshift(...older.map(([x]) => x));
+    ys.forEach((col, i) => col.unshift(...older.map(([, values]) => values[i])));
     return this.render();
   }
 

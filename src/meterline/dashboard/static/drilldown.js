@@ -35,7 +35,7 @@ liveKpis(stream, "subject", ctx.range, live, $("kpis"), (m) => {
   if (lastRequests !== null && requests !== lastRequests) refresher.moved();
   lastRequests = requests;
 });
-liveCharts(stream, "subject-live", live, $("live-traffic"), $("live-latency"));
+liveCharts(stream, "subject-live", live, filters, $("live-traffic"), $("live-latency"));
 stream.start();
 
 refresher.add("history", historyCharts($("traffic"), $("latency"), ctx.range, filters));

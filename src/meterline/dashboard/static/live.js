@@ -2,7 +2,7 @@
 // KPIs, the per-second live charts, the live status mix, and a refresher that re-fetches
 // REST panels when the stream says traffic moved, within the org's request budget.
 
-import {ApiError, budgetLow} from "./api.js";
+import {ApiError, budgetLow, query} from "./api.js";
 import {TimeChart} from "./charts.js";
 import {change, esc, show} from "./format.js";
 
@@ -74,7 +74,7 @@ export function liveKpis(stream, id, range, filters, el, onUpdate = () => {}) {
 
 // Per-second charts of the last five minutes: requests and errors in the trailing minute,
 // and its p50/p95/p99 latency.
-export function liveCharts(stream, id, filters, trafficEl, latencyEl) {
+export function liveCharts(stream, id, filters, queryFilters, trafficEl, latencyEl) {
   const keep = 300;
   const traffic = new TimeChart(trafficEl, [
     {label: "requests / min", metric: "requests"},
@@ -85,6 +85,19 @@ export function liveCharts(stream, id, filters, trafficEl, latencyEl) {
     {label: "p95", metric: "latency_p95", color: "#f59e0b"},
     {label: "p99", metric: "latency_p99", color: "#dc2626"},
   ], {height: 180, metric: "latency_p95", window: keep});
+  // Until the stream has filled the window, the last complete minutes from the store
+  // stand in: a minute's totals are the trailing minute's values at its end.
+  query({
+    metrics: ["requests", "errors", "latency_p50", "latency_p95", "latency_p99"],
+    filters: queryFilters, range: "5m", granularity: "minute",
+  }).then((body) => {
+    const now = Date.now() / 1000;
+    const points = body.data
+      .map((r) => [Date.parse(r.timestamp) / 1000 + 60, r])
+      .filter(([end]) => end <= now);
+    traffic.prepend(points.map(([x, r]) => [x, [r.requests, r.errors]]));
+    latency.prepend(points.map(([x, r]) => [x, [r.latency_p50, r.latency_p95, r.latency_p99]]));
+  }).catch(() => {});
   let lastSecond = 0;
   stream.subscribe(id, {
     metrics: ["requests", "errors", "p50_latency", "p95_latency", "p99_latency"],

@@ -21,7 +21,7 @@ liveKpis(stream, "overview", ctx.range, {}, $("kpis"), (m) => {
   if (lastRequests !== null && requests !== lastRequests) refresher.moved();
   lastRequests = requests;
 });
-liveCharts(stream, "live", {}, $("live-traffic"), $("live-latency"));
+liveCharts(stream, "live", {}, [], $("live-traffic"), $("live-latency"));
 stream.start();
 
 refresher.add("history", historyCharts($("traffic"), $("latency"), ctx.range, []));

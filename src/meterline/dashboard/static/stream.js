@@ -56,7 +56,7 @@ export class LiveStream {
     this.onState(this.epoch ? "reconnecting" : "connecting");
     let ticket;
     try {
-      if (freshToken) await getSession(true);
+      this.token = (await getSession(freshToken)).access_token;
       ticket = (await api("/v2/stream/tickets", {method: "POST"})).ticket;
     } catch (e) {
       this.retry();
@@ -88,8 +88,12 @@ export class LiveStream {
           entry.handler(msg);
         }
       } else if (msg.type === "token_expiring") {
-        getSession(true).then((s) => ws.send(JSON.stringify({action: "refresh", token: s.access_token})))
-          .catch(() => {});
+        // A session holds one token: refresh only when signing in again gave a new one;
+        // otherwise the stream closes 4001 at expiry and the page goes to the login form.
+        const before = this.token;
+        getSession(true).then((s) => {
+          if (s.access_token !== before) ws.send(JSON.stringify({action: "refresh", token: s.access_token}));
+        }).catch(() => {});
       } else if (msg.type === "error") {
         if (entry) entry.handler(msg);
         else if (msg.error && msg.error.code === "AUTH_TOKEN_INVALID") this.onState("closed", "session expired");

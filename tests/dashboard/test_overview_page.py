@@ -181,6 +181,34 @@ def test_reader_sees_live_data_and_reports_need_their_scope(
     page.close()
 
 
+def test_page_degrades_when_routes_or_the_chart_library_are_missing(
+    server: ServerProcess, server_dir: Path, browser: Any
+) -> None:
+    """An older server without the anomaly route, and an install without ``npm ci``: the
+    affected panels say so and everything else stays live."""
+    tenant = make_tenant(server_dir, "dashboard-degraded", "professional")
+    page, seen = sign_in(browser, server, tenant.reader_id, tenant.reader_secret)
+    page.route(
+        "**/v2/insights/anomalies*",
+        lambda route: route.fulfill(status=404, json={"detail": "Not Found"}),
+    )
+    page.route(
+        "**/static/vendor/uplot.js",
+        lambda route: route.fulfill(status=503, json={"detail": "not installed"}),
+    )
+    page.goto(f"{server.url}/?refresh=3")
+    page.wait_for_selector("body[data-stream=live]", timeout=30_000)
+    page.wait_for_selector("#anomalies [data-state=missing]", timeout=30_000)
+    assert "not available on this server" in page.inner_text("#anomalies")
+    page.wait_for_selector("#traffic[data-state=unavailable]", timeout=30_000)
+    assert "make frontend" in page.inner_text("#traffic")
+    _ingest(server, tenant.ingest_key, make_events(40, seed=9, span_s=300, prefix="deg"))
+    _kpi(page, "requests", "40")
+    _wait_rows(page, "#endpoints", len(expected(make_events(40, seed=9, span_s=300))["endpoints"]))
+    seen.assert_all_local(server)
+    page.close()
+
+
 def _assert(condition: bool) -> None:
     assert condition
 

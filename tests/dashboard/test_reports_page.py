@@ -95,12 +95,26 @@ def test_generate_list_download_and_schedules(
         ".every(td => td.dataset.status === 'completed')",
         timeout=120_000,
     )
-    screenshot(page, "reports.png")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click(f"{row} button[data-action=delete]")
     page.wait_for_selector("#schedules :text('No schedules')")
     gone = httpx.get(f"{server.url}/v2/reports/schedules/{schedule_id}", headers=headers)
     assert gone.status_code == 404
+
+    # A schedule made on the page: a daily digest at 07:30 Berlin time.
+    page.fill("#schedule input[name=name]", "Daily errors digest")
+    page.select_option("#schedule-template", "errors_slos")
+    page.select_option("#schedule select[name=frequency]", "daily")
+    page.fill("#schedule input[name=time]", "07:30")
+    page.fill("#schedule input[name=timezone]", "Europe/Berlin")
+    page.click("#schedule button[type=submit]")
+    page.wait_for_selector("#message:has-text('Scheduled')")
+    page.wait_for_selector("#schedules td:has-text('Daily errors digest')")
+    (made,) = httpx.get(f"{server.url}/v2/reports/schedules", headers=headers).json()["schedules"]
+    assert made["cron"] == "30 7 * * *" and made["timezone"] == "Europe/Berlin"
+    assert made["report"]["template_id"] == "errors_slos"
+    assert made["report"]["filters"] == {"range": "24h"}
+    screenshot(page, "reports.png")
 
     # The overview's reports panel lists them too.
     page.goto(f"{server.url}/")

@@ -26,8 +26,10 @@ async function loadTemplates() {
   const select = $("template");
   try {
     const body = await api("/v2/reports/templates");
-    select.innerHTML = body.templates.map((t) =>
+    const options = body.templates.map((t) =>
       `<option value="${esc(t.template_id)}" title="${esc(t.description)}">${esc(t.name)}${t.builtin ? "" : " (custom)"}</option>`).join("");
+    $("schedule-template").innerHTML = options;
+    select.innerHTML = options;
     select.dataset.count = String(body.templates.length);
   } catch (e) {
     message(e instanceof ApiError ? e.message : "could not load templates", "error");
@@ -88,7 +90,7 @@ async function loadSchedules() {
       <td class="muted">${s.last_run_at ? esc(time(s.last_run_at)) : "—"}</td>
       <td class="actions" data-schedule="${esc(s.schedule_id)}">${s.status === "active" ? action(s, "pause", "Pause") : action(s, "resume", "Resume")}
         ${action(s, "run", "Run now")} ${action(s, "delete", "Delete")}</td>`,
-    "No schedules. Create them with POST /v2/reports/schedules.");
+    "No schedules yet.");
 }
 
 $("schedules").addEventListener("click", async (event) => {
@@ -147,13 +149,40 @@ $("generate").addEventListener("submit", async (event) => {
   }
 });
 
+// A schedule's report covers the period before each run, matching its frequency.
+const PERIOD = {daily: "24h", weekly: "7d", monthly: "30d"};
+
+$("schedule").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const f = event.target;
+  const body = {
+    name: f.name.value.trim(),
+    frequency: f.frequency.value,
+    time: f.time.value,
+    timezone: f.timezone.value.trim(),
+    report: {template_id: f.template.value, format: f.format.value, filters: {range: PERIOD[f.frequency.value]}},
+  };
+  try {
+    const created = await api("/v2/reports/schedules", {method: "POST", body});
+    message(`Scheduled “${created.name}”; next run ${time(created.next_run_at)}.`);
+  } catch (e) {
+    const problems = e instanceof ApiError && e.body && e.body.error && e.body.error.validation_errors;
+    const detail = problems ? ": " + problems.map((p) => `${p.field} ${p.message}`).join("; ") : "";
+    message((e instanceof ApiError ? e.message : "could not create the schedule") + detail, "error");
+  }
+  loadSchedules();
+});
+try {
+  $("schedule").timezone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+} catch (e) { /* keep UTC */ }
+
 const form = $("generate");
 form.dataset.key = newKey();
 const today = new Date();
 form.end.value = isoDay(today);
 form.start.value = isoDay(new Date(today.getTime() - 6 * 86400_000));
 if (!canWrite) {
-  form.querySelectorAll("input, select, button").forEach((el) => { el.disabled = true; });
+  for (const f of [form, $("schedule")]) f.querySelectorAll("input, select, button").forEach((el) => { el.disabled = true; });
   message("This sign-in can read reports but not make them (it needs reports:write).", "info");
 }
 if (!hasScope("reports:read")) {

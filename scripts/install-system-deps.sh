@@ -2,7 +2,8 @@
 # Installs the system programs the test suite and benchmarks drive for real, when missing:
 # chromium (dashboard tests), redis-server (rate limiting), wrk (ingest benchmark),
 # goaccess (access-log import comparison), poppler-utils (PDF report checks) and
-# postgresql (the metadata database's server alternative).
+# postgresql (the metadata database's server alternative), and node/npm (`npm ci` installs the
+# dashboard's charting library from its lockfile).
 set -euo pipefail
 declare -A wanted=(
   [chromium]=chromium
@@ -10,6 +11,8 @@ declare -A wanted=(
   [wrk]=wrk
   [goaccess]=goaccess
   [pdftoppm]=poppler-utils
+  [node]=nodejs
+  [npm]=npm
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -68,9 +68,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         planning.router,
     ):
         app.include_router(router)
-    from meterline.dashboard import views
+    from meterline.dashboard import install_dashboard
 
-    app.include_router(views.router)
+    install_dashboard(app)
     install_rate_limiting(app)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -221,11 +221,18 @@ class AuthService:
     # -- checking --------------------------------------------------------------------------
 
     def issue_token(
-        self, client_id: str, client_secret: str, requested: str | None
+        self,
+        client_id: str,
+        client_secret: str,
+        requested: str | None,
+        *,
+        at_most: tuple[str, ...] | None = None,
     ) -> dict[str, Any]:
         """Client-credentials grant: verify the client and issue a token.
 
-        ``requested`` narrows the scopes to a subset of the client's.
+        ``requested`` narrows the scopes to a subset of the client's. ``at_most`` instead
+        grants whichever of those scopes the client holds (for a sign-in that wants the
+        least the user's pages need, not everything the client may do).
         """
         client = self._client(client_id)
         if (
@@ -249,6 +256,8 @@ class AuthService:
                     details=f"Allowed: {' '.join(granted)}.",
                 )
             granted = wanted
+        if at_most is not None:
+            granted = tuple(s for s in granted if s in at_most)
         token = self.signer.issue(client_id, client["org_id"], granted, now=self.clock())
         return {
             "access_token": token,

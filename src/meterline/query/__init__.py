@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from meterline.query import presets
 from meterline.query.compiler import CompiledQuery, compile_query
+from meterline.query.events import EVENT_COLUMNS, EventQuery, compile_events
 from meterline.query.model import FILTER_OPS, Filter, MetricQuery, OrderBy, parse_query
 from meterline.query.planner import Segment, plan_segments
 from meterline.query.service import QueryResult, QueryService, iso, metric_value
@@ -16,10 +17,12 @@ from meterline.query.vocabulary import DIMENSIONS, METRICS, Dimension, Metric
 
 __all__ = [
     "DIMENSIONS",
+    "EVENT_COLUMNS",
     "FILTER_OPS",
     "METRICS",
     "CompiledQuery",
     "Dimension",
+    "EventQuery",
     "Filter",
     "Metric",
     "MetricQuery",
@@ -28,6 +31,7 @@ __all__ = [
     "QueryService",
     "Segment",
     "TimeRange",
+    "compile_events",
     "compile_query",
     "iso",
     "metric_value",

@@ -27,22 +27,27 @@ class CompiledQuery:
     segments: tuple[Segment, ...]
 
 
-def _ts(moment: datetime, millis: bool) -> str:
+def store_time(moment: datetime, millis: bool) -> str:
+    """A UTC instant as the store's DateTime (or DateTime64(3) when ``millis``) text."""
     text = moment.strftime("%Y-%m-%d %H:%M:%S")
     return text + f".{moment.microsecond // 1000:03d}" if millis else text
 
 
-class _Params:
+class Params:
+    """Collects bound values; :meth:`bind` returns the ``{pN:Type}`` placeholder."""
+
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
     def bind(self, value: Any, ctype: str) -> str:
+        """Bind ``value`` as a parameter of ClickHouse type ``ctype``."""
         name = f"p{len(self.values)}"
         self.values[name] = value
         return f"{{{name}:{ctype}}}"
 
 
-def _filter_sql(flt: Filter, params: _Params) -> str:
+def filter_sql(flt: Filter, params: Params) -> str:
+    """One filter as SQL over its vocabulary column, its values bound."""
     ctype = DIMENSIONS[flt.field].value_type
     column = flt.field
     if flt.op in ("in", "not_in"):
@@ -63,7 +68,7 @@ def _table_sql(
     segments: list[Segment],
     query: MetricQuery,
     org_param: str,
-    params: _Params,
+    params: Params,
     parts: list[str],
 ) -> str:
     """One read of the table that answers ``segments`` (all of one table)."""
@@ -80,14 +85,14 @@ def _table_sql(
         spec = INTERMEDIATES[name]
         select.append(f"{spec.raw if segment.is_raw else spec.rollup} AS i_{name}")
     ranges = [
-        f"{time_col} >= {params.bind(_ts(s.start, s.is_raw), time_type)} "
-        f"AND {time_col} < {params.bind(_ts(s.end, s.is_raw), time_type)}"
+        f"{time_col} >= {params.bind(store_time(s.start, s.is_raw), time_type)} "
+        f"AND {time_col} < {params.bind(store_time(s.end, s.is_raw), time_type)}"
         for s in segments
     ]
     where = [
         f"org_id = {org_param}",
         ranges[0] if len(ranges) == 1 else "(" + " OR ".join(f"({r})" for r in ranges) + ")",
-        *(_filter_sql(f, params) for f in query.filters),
+        *(filter_sql(f, params) for f in query.filters),
     ]
     sql = f"SELECT {', '.join(select)} FROM {{db}}.{segment.table} WHERE {' AND '.join(where)}"
     if group:
@@ -110,7 +115,7 @@ def compile_query(
     The result has columns ``d_<dimension>``, ``ts`` (when bucketed) and
     ``m_<metric>``. ``paged=False`` leaves out ORDER BY/LIMIT (for counting groups).
     """
-    params = _Params()
+    params = Params()
     org_param = params.bind(org_id, "String")
     segments = plan_segments(query, use_rollups=use_rollups)
     parts = needed_intermediates(query.metrics)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from meterline.errors import ValidationError
+from meterline.query.events import ERROR_FILTER, EventQuery
 from meterline.query.model import Filter, MetricQuery, OrderBy, check_size
 from meterline.query.service import QueryService, iso
 from meterline.query.timerange import TimeRange
@@ -322,4 +323,21 @@ def visualization(
         ],
         "start": series["start"],
         "end": series["end"],
+    }
+
+
+def recent_errors(
+    service: QueryService,
+    org_id: str,
+    time_range: TimeRange,
+    filters: tuple[Filter, ...],
+    limit: int = 50,
+) -> dict[str, Any]:
+    """The latest 4xx/5xx request events matching ``filters``, newest first."""
+    query = EventQuery(time_range=time_range, filters=(*filters, ERROR_FILTER), limit=limit)
+    return {
+        "data": service.events(org_id, query),
+        "start": iso(time_range.start),
+        "end": iso(time_range.end),
+        "limit": limit,
     }

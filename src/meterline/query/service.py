@@ -10,6 +10,7 @@ from typing import Any
 
 from meterline.clock import Clock, system_clock, utcnow
 from meterline.query.compiler import compile_query
+from meterline.query.events import EventQuery, compile_events, shape_event
 from meterline.query.model import MetricQuery
 from meterline.query.vocabulary import EMPTY_VALUES, METRICS
 from meterline.store import GRANULARITY_SECONDS, Store
@@ -98,6 +99,14 @@ class QueryService:
         if query.granularity:
             data = self._series(data, query)
         return QueryResult(data, query.time_range.start, query.time_range.end, query.granularity)
+
+    def events(self, org_id: str, query: EventQuery) -> list[dict[str, Any]]:
+        """Matching request events of ``org_id`` only, newest first (see :class:`EventQuery`)."""
+        compiled = compile_events(query, org_id)
+        rows, elapsed = self.store.timed_select(compiled.sql, compiled.params)
+        if self._observe is not None:
+            self._observe(elapsed)
+        return [shape_event(row, lambda v: iso(_parse_store_time(v))) for row in rows]
 
     def count_groups(self, org_id: str, query: MetricQuery) -> int:
         """How many distinct dimension combinations ``query`` has (for paging totals)."""

@@ -116,6 +116,25 @@ def consumers(
     )
 
 
+@router.get("/errors", responses=errors(400, 401, 403))
+def recent_errors(
+    request: Request,
+    principal: Principal = Depends(reader),
+    limit: int = Query(50, ge=1, le=500),
+    range_: str | None = Query(None, alias="range", description=_RANGE_DOC),
+    start: str | None = None,
+    end: str | None = None,
+) -> dict[str, Any]:
+    """The most recent error events (4xx and 5xx), newest first: time, method, route,
+    path, status, latency, consumer, region and error text. Dimension names in the
+    query string filter (``?route=/orders/:id&consumer_id=acme``)."""
+    svc = services(request)
+    filters = equality_filters(request.query_params)
+    return presets.recent_errors(
+        svc.queries, principal.org_id, time_range(request), filters, limit=limit
+    )
+
+
 @router.post(
     "/visualization",
     response_model=VisualizationResponse,

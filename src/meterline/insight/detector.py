@@ -13,8 +13,9 @@ Each new point is judged by three scorers that use only the past:
 Each surprise is judged against the largest of its own recent surprises (a record
 above 1 is unusual for *this* series, so one threshold serves noisy and smooth series
 alike); the secondary scorers are weighted down so that they alarm only on a clear
-record. After a detection, further detections are damped for a while: one event is
-reported once, early.
+record. After a detection, further detections are damped for a while (one event is
+reported once, early), and the surprises of that while are not remembered as part of
+the record, so one anomaly does not hide the next.
 
 The same configuration serves every series; nothing depends on its length or name.
 """
@@ -50,8 +51,8 @@ class DetectorConfig:
     seasonal_weight: float = 0.5
     seasonal_smooth: int = 6
     level_weight: float = 0.7
-    level_recent: int = 6
-    level_baseline: int = 288
+    level_recent: int = 12
+    level_baseline: int = 500
 
 
 def record_score(excess: float) -> float:
@@ -88,12 +89,14 @@ class NoveltyDetector:
         c = self.config
         if not math.isfinite(value):
             return 0.0
-        excess = self._scales[0].update(self._novelty.update(value))
+        # surprises just after a detection belong to that anomaly: judged, not remembered
+        remember = self._since_alarm + 1 >= c.suppress
+        excess = self._scales[0].update(self._novelty.update(value), remember)
         if c.seasonal_weight > 0 and timestamp is not None:
-            seasonal = self._scales[1].update(self._seasonal.update(value, timestamp))
+            seasonal = self._scales[1].update(self._seasonal.update(value, timestamp), remember)
             excess = max(excess, c.seasonal_weight * seasonal)
         if c.level_weight > 0:
-            level = self._scales[2].update(self._level.update(value))
+            level = self._scales[2].update(self._level.update(value), remember)
             excess = max(excess, c.level_weight * level)
         score = record_score(excess)
         self._since_alarm += 1

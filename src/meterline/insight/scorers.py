@@ -214,14 +214,20 @@ class RecordScale:
         self._max_age = 0
         self._n = 0
 
-    def update(self, surprise: float) -> float:
-        """Judge ``surprise`` against the past, then remember it."""
+    def update(self, surprise: float, remember: bool = True) -> float:
+        """Judge ``surprise`` against the past, then remember it (unless told not to).
+
+        A surprise that belongs to an anomaly already reported should not be
+        remembered: it would raise the record and hide the next anomaly.
+        """
         if self._n == 0 and surprise <= 0.0:
             return 0.0
         self._n += 1
         ratio = 0.0
         if self._n > self._learning and self._past:
             ratio = surprise / (self._max + 1e-9)
+        if not remember:
+            return ratio
         self._past.append(surprise)
         self._max_age += 1
         if surprise >= self._max:

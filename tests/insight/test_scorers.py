@@ -123,3 +123,23 @@ def test_detector_accepts_values_with_or_without_timestamps() -> None:
     detector = NoveltyDetector()
     assert 0.0 <= detector.update(1.0) <= 1.0
     assert 0.0 <= detector.update(2.0, 1_000_000.0) <= 1.0
+
+
+def test_record_scale_can_judge_without_remembering() -> None:
+    scale = RecordScale(reference=100, learning=5)
+    for _ in range(10):
+        scale.update(1.0)
+    assert scale.judge(10.0) > 9.9
+    # judged but not remembered: 10 did not become the record
+    assert scale.update(5.0) > 4.9
+
+
+def test_one_anomaly_does_not_hide_the_next() -> None:
+    rng = random.Random(5)
+    values = [20 + 4 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 0.3) for i in range(3000)]
+    values[1200] += 60  # a large spike first ...
+    values[1800] += 25  # ... then a smaller one, still far outside the noise
+    scores = score_series(values)
+    assert max(scores[1200:1205]) > 0.5
+    assert max(scores[1800:1805]) > 0.5
+    assert max(scores[1300:1795]) < 0.5

@@ -14,8 +14,8 @@ Each surprise is judged against the largest of its own recent surprises (a recor
 above 1 is unusual for *this* series, so one threshold serves noisy and smooth series
 alike); the secondary scorers are weighted down so that they alarm only on a clear
 record. After a detection, further detections are damped for a while (one event is
-reported once, early), and the surprises of that while are not remembered as part of
-the record, so one anomaly does not hide the next.
+reported once, early), and the surprises of the detection and of that while are not
+remembered as part of the record, so one anomaly does not hide the next.
 
 The same configuration serves every series; nothing depends on its length or name.
 """
@@ -46,7 +46,7 @@ class DetectorConfig:
     history: int = 8000
     learning: int = 300
     reference: int = 2000
-    suppress: int = 300
+    suppress: int = 400
     alarm: float = 0.5
     seasonal_weight: float = 0.5
     seasonal_smooth: int = 6
@@ -89,21 +89,28 @@ class NoveltyDetector:
         c = self.config
         if not math.isfinite(value):
             return 0.0
-        # surprises just after a detection belong to that anomaly: judged, not remembered
-        remember = self._since_alarm + 1 >= c.suppress
-        excess = self._scales[0].update(self._novelty.update(value), remember)
+        surprises = [self._novelty.update(value), 0.0, 0.0]
+        weights = [1.0, 0.0, c.level_weight]
         if c.seasonal_weight > 0 and timestamp is not None:
-            seasonal = self._scales[1].update(self._seasonal.update(value, timestamp), remember)
-            excess = max(excess, c.seasonal_weight * seasonal)
+            surprises[1] = self._seasonal.update(value, timestamp)
+            weights[1] = c.seasonal_weight
         if c.level_weight > 0:
-            level = self._scales[2].update(self._level.update(value), remember)
-            excess = max(excess, c.level_weight * level)
+            surprises[2] = self._level.update(value)
+        excess = 0.0
+        for scale, surprise, weight in zip(self._scales, surprises, weights, strict=True):
+            if weight > 0:
+                excess = max(excess, weight * scale.judge(surprise))
         score = record_score(excess)
         self._since_alarm += 1
         if self._since_alarm < c.suppress:
             score *= self._since_alarm / c.suppress * 0.5
         if score >= c.alarm:
             self._since_alarm = 0
+        # the surprises of a reported anomaly are judged, not remembered
+        if self._since_alarm >= c.suppress:
+            for scale, surprise, weight in zip(self._scales, surprises, weights, strict=True):
+                if weight > 0:
+                    scale.remember(surprise)
         return max(0.0, min(1.0, score))
 
 

@@ -25,13 +25,18 @@ class PatternNovelty:
     """Distance from the recent shape of the series to the nearest shape seen before.
 
     The shape is the last ``short`` values plus ``long_points`` means of ``long_stride``
-    values each; the distance is taken to every stored shape except those overlapping
-    the current one, and divided by the range of the series seen before this point, so
-    a spike cannot shrink its own novelty.
+    values each; the distance (root mean square, in the series' own units) is taken to
+    every stored shape except those overlapping the current one. It is not divided by
+    the range of the series: one large event would otherwise make every later one look
+    small.
     """
 
     def __init__(
-        self, short: int = 4, long_points: int = 6, long_stride: int = 4, history: int = 8000
+        self,
+        short: int = 4,
+        long_points: int = 6,
+        long_stride: int = 4,
+        history: int = 8000,
     ) -> None:
         self._short = short
         self._long_points = long_points
@@ -43,8 +48,6 @@ class PatternNovelty:
         self._features = np.zeros((history, self._dim), dtype=np.float64)
         self._norms = np.zeros(history, dtype=np.float64)
         self._count = 0
-        self._lo = math.inf
-        self._hi = -math.inf
 
     def _feature(self) -> Array:
         raw = np.asarray(self._raw[-self._span :], dtype=np.float64)
@@ -59,9 +62,6 @@ class PatternNovelty:
         self._raw.append(value)
         if len(self._raw) > self._span * 2:
             del self._raw[: -self._span]
-        scale = max(self._hi - self._lo, 1e-9) if self._hi >= self._lo else 1e-9
-        self._lo = min(self._lo, value)
-        self._hi = max(self._hi, value)
         if len(self._raw) < self._span:
             return 0.0
         feature = self._feature()
@@ -73,7 +73,7 @@ class PatternNovelty:
             age = (newest - np.arange(stored)) % stored  # 0 = newest
             sq = self._norms[:stored] - 2.0 * (ring @ feature) + float(feature @ feature)
             sq[age < self._span] = np.inf
-            novelty = math.sqrt(max(float(np.min(sq)), 0.0) / self._dim) / scale
+            novelty = math.sqrt(max(float(np.min(sq)), 0.0) / self._dim)
         slot = self._count % self._history
         self._norms[slot] = float(feature @ feature)
         self._features[slot] = feature
@@ -199,11 +199,14 @@ class LevelShift:
 
 
 class RecordScale:
-    """A surprise relative to the largest of the last ``reference`` surprises.
+    """A surprise relative to the largest of the last ``reference`` remembered surprises.
 
-    Returns ``surprise / max(past)``: above 1 means a new record. Nothing is judged
-    until ``learning`` updates have passed since the first non-zero surprise (a scorer
-    still gathering its own history reports zeros, which are no record to beat).
+    :meth:`judge` returns ``surprise / max(past)``: above 1 means a new record; nothing
+    is judged until ``learning`` surprises have been judged since the first non-zero one
+    (a scorer still gathering its own history reports zeros, which are no record to
+    beat). :meth:`remember` adds a surprise to the past; a caller leaves out the
+    surprises of an anomaly it has reported, which would raise the record and hide the
+    next anomaly.
     """
 
     def __init__(self, reference: int = 2000, learning: int = 300) -> None:
@@ -214,20 +217,19 @@ class RecordScale:
         self._max_age = 0
         self._n = 0
 
-    def update(self, surprise: float, remember: bool = True) -> float:
-        """Judge ``surprise`` against the past, then remember it (unless told not to).
-
-        A surprise that belongs to an anomaly already reported should not be
-        remembered: it would raise the record and hide the next anomaly.
-        """
+    def judge(self, surprise: float) -> float:
+        """The ratio of ``surprise`` to the current record (0 while learning)."""
         if self._n == 0 and surprise <= 0.0:
             return 0.0
         self._n += 1
-        ratio = 0.0
         if self._n > self._learning and self._past:
-            ratio = surprise / (self._max + 1e-9)
-        if not remember:
-            return ratio
+            return surprise / (self._max + 1e-9)
+        return 0.0
+
+    def remember(self, surprise: float) -> None:
+        """Add ``surprise`` to the past that later ones are judged against."""
+        if self._n == 0:
+            return
         self._past.append(surprise)
         self._max_age += 1
         if surprise >= self._max:
@@ -236,4 +238,9 @@ class RecordScale:
         elif self._max_age >= len(self._past):
             self._max = max(self._past)
             self._max_age = len(self._past) - 1 - list(self._past).index(self._max)
+
+    def update(self, surprise: float) -> float:
+        """Judge ``surprise``, then remember it."""
+        ratio = self.judge(surprise)
+        self.remember(surprise)
         return ratio

@@ -175,8 +175,9 @@ class LevelShift:
     """Robust z-score of the mean of the last ``recent`` points against the trailing past.
 
     The past is the ``baseline`` points before the recent ones; its median is the
-    expected level and its scaled MAD (floored by a small fraction of its range) the
-    spread. Catches drops, climbs and level shifts as they start.
+    expected level and its scaled MAD the spread (a constant past makes any change a
+    large surprise; :class:`RecordScale` then judges it against earlier ones). Catches
+    drops, climbs and level shifts as they start.
     """
 
     def __init__(self, recent: int = 6, baseline: int = 288) -> None:

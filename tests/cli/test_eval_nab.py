@@ -80,5 +80,9 @@ def test_eval_nab_split_scores_every_other_file(tmp_path: Path) -> None:
     assert even.exit_code == 0 and odd.exit_code == 0, even.output + odd.output
     assert "standard: 0.00" in even.output  # no windows: null and detector both score 0
     assert "(1 files" in even.output and "(1 files" in odd.output
+    tuning = CliRunner().invoke(app, [*args, "--split", "tuning"])
+    holdout = CliRunner().invoke(app, [*args, "--split", "holdout"])
+    assert tuning.output.splitlines()[-3:] == even.output.splitlines()[-3:]
+    assert holdout.output.splitlines()[-3:] == odd.output.splitlines()[-3:]
     bad = CliRunner().invoke(app, [*args, "--split", "third"])
     assert bad.exit_code != 0

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from meterline.insight import benchmark, corpus, daily, forecast
 
+SPLIT_ALIASES = {"tuning": "even", "holdout": "odd"}
+
 app = typer.Typer(help="Evaluate anomaly detection and forecasting on held-out data.")
 
 
@@ -23,13 +25,15 @@ def nab_command(
     split: str = typer.Option(
         "all",
         "--split",
-        help="all, even or odd: score every file, or every other file in sorted order "
-        "(a tuning/hold-out split).",
+        help="all, tuning (or even) or holdout (or odd): score every file, or every "
+        "other file in sorted order, starting with the first (tuning) or the second "
+        "(hold-out).",
     ),
 ) -> None:
     """Run the detector over NAB-format CSVs and print the three NAB scores."""
+    split = SPLIT_ALIASES.get(split, split)
     if split not in ("all", "even", "odd"):
-        raise typer.BadParameter("use all, even or odd", param_hint="--split")
+        raise typer.BadParameter("use all, tuning or holdout", param_hint="--split")
     console = Console()
     try:
         windows = corpus.read_windows(windows_file)

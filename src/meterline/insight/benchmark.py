@@ -29,7 +29,7 @@ def detect_corpus(
     """
     for path in corpus.discover(data_dir):
         series = corpus.read_series(data_dir, path)
-        scores = score_series(series.values, config)
+        scores = score_series(series.values, config, series.epochs)
         corpus.write_scores(out_dir / series.relative, series, scores)
         yield series, scores
 

@@ -35,6 +35,8 @@ COMPONENT_MODULES: tuple[str, ...] = (
     "meterline.auth.tables",
     "meterline.ratelimit.tables",
     "meterline.reports.tables",
+    "meterline.insight.anomalies.tables",
+    "meterline.alerts.tables",
 )
 """Modules that each define ``COMPONENT: str`` and ``MIGRATIONS: tuple[Migration, ...]``."""
 

@@ -14,6 +14,8 @@ PACKAGES = [
     "meterline.store",
     "meterline.dashboard",
     "meterline.demo",
+    "meterline.alerts",
+    "meterline.insight.anomalies",
 ]
 
 

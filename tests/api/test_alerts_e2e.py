@@ -18,6 +18,7 @@ from meterline.reports.delivery import webhook_signature
 from tests.alerts.conftest import Receiver, Sink, minute_events
 from tests.alerts.conftest import receiver as receiver  # noqa: F401  (fixture)
 from tests.helpers import ServerProcess, Tenant, eventually, free_port, make_tenant
+from tests.realtime.wsclient import connect, recv_json, recv_until, run_async, send
 
 pytestmark = pytest.mark.slow
 SECRET = "e2e-webhook-secret-0123"
@@ -268,3 +269,50 @@ def test_errors_are_in_the_design_format(
     )
     assert client.delete(f"/v2/alerts/rules/{made['rule_id']}", headers=admin).status_code == 204
     _error(client.get(f"/v2/alerts/rules/{made['rule_id']}", headers=admin), 404, "RULE_NOT_FOUND")
+
+
+def test_live_stream_threshold_alerts_are_recorded(
+    alerting_server: tuple[ServerProcess, Tenant], client: httpx.Client
+) -> None:
+    server, tenant = alerting_server
+    reader = server.token(tenant.reader_id, tenant.reader_secret)
+    url = f"ws://127.0.0.1:{server.port}/v2/stream?token={reader}"
+
+    async def scenario() -> dict[str, Any]:
+        ws = await connect(url)
+        await recv_json(ws)
+        await send(
+            ws,
+            {
+                "action": "subscribe",
+                "subscription_id": "watch",
+                "metrics": ["requests"],
+                "filters": {"time_window": "1m", "endpoints": ["/streamed"]},
+                "alert_thresholds": {
+                    "requests": {"condition": "above", "value": 5, "duration": "0s"}
+                },
+            },
+        )
+        now = int(time.time()) // 60
+        burst = minute_events(now, 20, path="/streamed")
+        for i, e in enumerate(burst):
+            e["event_id"] = f"stream-{i}"
+            e["timestamp"] = int(time.time() * 1000)
+        client.post("/v2/events", json=burst, headers=_auth(tenant.ingest_key))
+        fired = await recv_until(ws, lambda m: m["type"] == "alert" and m["state"] == "firing")
+        await ws.close()
+        return fired
+
+    fired = run_async(scenario())
+
+    def recorded() -> dict[str, Any]:
+        listed = client.get(
+            "/v2/alerts", params={"source": "stream"}, headers=_auth(reader)
+        ).json()["data"]
+        assert listed
+        return dict(listed[0])
+
+    alert = eventually(recorded, timeout=30, interval=0.5)
+    assert alert["status"] == "open" and alert["metric"] == "requests"
+    assert alert["where"] == {"subscription_id": "watch"}
+    assert alert["observed"] == fired["value"] and alert["threshold"] == 5

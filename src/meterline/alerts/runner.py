@@ -192,7 +192,10 @@ class AlertRunner:
         if learned:
             sensitivity = self.service.book.sensitivities(org_id)
             z = {kind: z_for(s) for kind, s in sensitivity.items()}
-            findings = self.engine.detect(org_id, start, end, z)
+            # the window detectors only see something new once a minute has completed
+            fresh = not mark.learned or mark.evaluated_until is None
+            fresh = fresh or end > int(mark.evaluated_until)
+            findings = self.engine.detect(org_id, start, end, z, windows=fresh)
             episodes = self.service.history.record(
                 org_id, findings, sensitivity, self.service.clock()
             )

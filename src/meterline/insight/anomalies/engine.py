@@ -114,9 +114,19 @@ class AnomalyEngine:
         )
         return self._run(org_id, query)
 
-    def detect(self, org_id: str, start: int, end: int, z: Mapping[str, float]) -> list[Finding]:
+    def detect(
+        self,
+        org_id: str,
+        start: int,
+        end: int,
+        z: Mapping[str, float],
+        *,
+        windows: bool = True,
+    ) -> list[Finding]:
         """Every finding for minutes ``start`` … ``end - 1`` (minute indexes, Unix // 60);
-        ``z`` gives each kind's band width in robust sigmas."""
+        ``z`` gives each kind's band width in robust sigmas. ``windows=False`` skips the
+        geography and usage-pattern detectors (they judge the window ending at ``end``,
+        which only changes when a minute completes)."""
         if end <= start:
             return []
         s = self.settings
@@ -127,8 +137,9 @@ class AnomalyEngine:
             for scope, rows in scopes.items():
                 where = {"route": scope} if scope else {}
                 found += minute_findings(rows, minute, z, where, s.minute)
-        found += self._geography(org_id, end, z["geography"])
-        found += self._usage(org_id, end, z["usage_pattern"])
+        if windows:
+            found += self._geography(org_id, end, z["geography"])
+            found += self._usage(org_id, end, z["usage_pattern"])
         return found
 
     def _geography(self, org_id: str, end: int, z: float) -> list[Finding]:

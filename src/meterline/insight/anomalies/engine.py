@@ -39,6 +39,7 @@ class DetectionSettings:
     geography_trailing: int = 180
     usage_window: int = 60
     usage_history: int = 7 * 1440
+    usage_refresh: int = 60
     min_requests: int = 20
     minute: MinuteSettings = MinuteSettings()
 
@@ -57,6 +58,9 @@ class AnomalyEngine:
     def __init__(self, queries: QueryService, settings: DetectionSettings | None = None) -> None:
         self.queries = queries
         self.settings = settings or DetectionSettings()
+        # consumer × route totals over a week come from raw events (no rollup holds both
+        # dimensions), so each org's history is read once per ``usage_refresh`` minutes
+        self._usage_history: dict[str, tuple[int, dict[str, dict[str, float]]]] = {}
 
     def _run(self, org_id: str, query: MetricQuery) -> list[dict[str, Any]]:
         return self.queries.run(org_id, query).data
@@ -172,5 +176,10 @@ class AnomalyEngine:
         recent = nest(self._totals(org_id, dims, end - w, end))
         if not any(recent):
             return []
-        history = nest(self._totals(org_id, dims, end - self.settings.usage_history, end - w))
+        cached = self._usage_history.get(org_id)
+        if cached is None or not 0 <= end - cached[0] < self.settings.usage_refresh:
+            lo = end - self.settings.usage_history
+            cached = (end, nest(self._totals(org_id, dims, lo, end - w)))
+            self._usage_history[org_id] = cached
+        history = cached[1]
         return usage_findings(recent, history, end - 1, z, self.settings.min_requests)

@@ -78,11 +78,20 @@ def test_spike_opens_anomalies_and_alerts(make_alerting, receiver, smtp) -> None
     kinds = {(x["kind"], tuple(sorted(x["where"].items()))) for x in alerts}
     assert ("volume", ()) in kinds and ("geography", (("region", "JP"),)) in kinds
 
-    # a second round over the same minutes neither duplicates episodes nor alerts
+    # a second round over the same minutes neither duplicates episodes nor alerts, and
+    # an episode resolved by hand is not reopened while it goes on
     a.runner.run_once()
     assert len(a.service.history.list(a.org_id, kind="volume")["data"]) == len(volume)
-    again = a.service.book.list(a.org_id, source="anomaly")["data"]
-    assert len(again) == len(alerts)
+    assert len(a.service.book.list(a.org_id, source="anomaly")["data"]) == len(alerts)
+    geo_alert = next(x for x in alerts if x["kind"] == "geography")
+    a.service.resolve(a.org_id, geo_alert["alert_id"], "sre", "known: JP launch")
+    a.ingest(minute_events(t, 41, consumer_id="c1"))
+    a.clock.advance(60)  # a minute later the region window still holds the JP burst
+    a.runner.run_once()
+    (geo,) = a.service.history.list(a.org_id, kind="geography")["data"]
+    assert geo["minutes"] == 2  # the same episode, seen again
+    geo_alerts = a.service.book.list(a.org_id, kind="geography")["data"]
+    assert [x["status"] for x in geo_alerts] == ["resolved"]
 
     # only the volume alerts were routed by the anomaly rule: webhook + e-mail each
     opened = [b for b in receiver.bodies() if b["event"] == "alert.opened"]

@@ -36,9 +36,10 @@ def sink() -> Iterator[tuple[Sink, int]]:
 @pytest.fixture(scope="module")
 def alerting_server(
     tmp_path_factory: pytest.TempPathFactory, sink: tuple[Sink, int]
-) -> Iterator[tuple[ServerProcess, Tenant]]:
+) -> Iterator[tuple[ServerProcess, Tenant, Tenant]]:
     data = tmp_path_factory.mktemp("alerting")
     tenant = make_tenant(data, "alerting", "enterprise")
+    other = make_tenant(data, "bystander", "enterprise")
     env = {
         "METERLINE_ALERTS_INTERVAL": "1",
         "METERLINE_ANOMALY_LAG": "0",
@@ -49,12 +50,12 @@ def alerting_server(
     }
     proc = ServerProcess(Path(data), env=env)
     proc.start()
-    yield proc, tenant
+    yield proc, tenant, other
     proc.stop()
 
 
 @pytest.fixture
-def client(alerting_server: tuple[ServerProcess, Tenant]) -> Iterator[httpx.Client]:
+def client(alerting_server: tuple[ServerProcess, Tenant, Tenant]) -> Iterator[httpx.Client]:
     with alerting_server[0].client() as found:
         yield found
 
@@ -71,12 +72,12 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 def test_spike_to_acknowledged_and_resolved_alert(
-    alerting_server: tuple[ServerProcess, Tenant],
+    alerting_server: tuple[ServerProcess, Tenant, Tenant],
     sink: tuple[Sink, int],
     receiver: Receiver,  # noqa: F811
     client: httpx.Client,
 ) -> None:
-    server, tenant = alerting_server
+    server, tenant, _ = alerting_server
     admin = _auth(server.token(tenant.client_id, tenant.client_secret))
     reader = _auth(server.token(tenant.reader_id, tenant.reader_secret))
     receiver.failures = 1  # the first webhook call fails: it must be retried
@@ -219,9 +220,9 @@ def test_spike_to_acknowledged_and_resolved_alert(
 
 
 def test_errors_are_in_the_design_format(
-    alerting_server: tuple[ServerProcess, Tenant], client: httpx.Client
+    alerting_server: tuple[ServerProcess, Tenant, Tenant], client: httpx.Client
 ) -> None:
-    server, tenant = alerting_server
+    server, tenant, _ = alerting_server
     admin = _auth(server.token(tenant.client_id, tenant.client_secret))
     bad = _error(
         client.post(
@@ -272,9 +273,9 @@ def test_errors_are_in_the_design_format(
 
 
 def test_live_stream_threshold_alerts_are_recorded(
-    alerting_server: tuple[ServerProcess, Tenant], client: httpx.Client
+    alerting_server: tuple[ServerProcess, Tenant, Tenant], client: httpx.Client
 ) -> None:
-    server, tenant = alerting_server
+    server, tenant, other_tenant = alerting_server
     reader = server.token(tenant.reader_id, tenant.reader_secret)
     url = f"ws://127.0.0.1:{server.port}/v2/stream?token={reader}"
 
@@ -313,6 +314,15 @@ def test_live_stream_threshold_alerts_are_recorded(
         return dict(listed[0])
 
     alert = eventually(recorded, timeout=30, interval=0.5)
+    other = _auth(server.token(other_tenant.client_id, other_tenant.client_secret))
+    _error(client.get(f"/v2/alerts/{alert['alert_id']}", headers=other), 404, "ALERT_NOT_FOUND")
+    assert client.get("/v2/alerts", headers=other).json()["data"] == []
+    assert client.get("/v2/anomalies", headers=other).json()["data"] == []
+    _error(
+        client.post(f"/v2/alerts/{alert['alert_id']}/resolve", headers=other),
+        404,
+        "ALERT_NOT_FOUND",
+    )
     assert alert["status"] == "open" and alert["metric"] == "requests"
     assert alert["where"] == {"subscription_id": "watch"}
     assert alert["observed"] == fired["value"] and alert["threshold"] == 5

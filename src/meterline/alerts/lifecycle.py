@@ -2,8 +2,10 @@
 
 An alert is identified by its *fingerprint* (what fired, where): while one with the same
 fingerprint is open or acknowledged, a new firing refreshes it (last seen, peak) instead
-of opening a second. Feedback on an anomaly alert moves that kind's sensitivity for the
-org: a false positive lowers it, a true positive raises it a little.
+of opening a second. An anomaly episode opens at most one alert: resolving it by hand
+while the episode goes on does not reopen it. Feedback on an anomaly alert moves that
+kind's sensitivity for the org: a false positive lowers it, a true positive raises it a
+little.
 """
 
 from __future__ import annotations
@@ -125,6 +127,15 @@ class AlertBook:
                     update(alerts).where(alerts.c.alert_id == row.alert_id).values(**changes)
                 )
                 return self._get(conn, row.alert_id), False
+            if firing.anomaly_id:
+                # an episode someone already resolved stays resolved while it goes on
+                earlier = conn.execute(
+                    select(alerts)
+                    .where(alerts.c.org_id == org_id, alerts.c.anomaly_id == firing.anomaly_id)
+                    .limit(1)
+                ).one_or_none()
+                if earlier is not None:
+                    return earlier, False
             alert_id = "alr_" + secrets.token_hex(8)
             conn.execute(
                 alerts.insert().values(

@@ -98,6 +98,9 @@ class AlertRunner:
                 done["orgs"] += 1
             except MeterlineError as exc:
                 log.warning("alerting for org %s skipped this round: %s", org_id, exc.message)
+            except Exception:
+                # one org's failure must not starve the others of their round
+                log.exception("alerting for org %s failed this round", org_id)
             finally:
                 self._release(org_id)
         done["resolved"] = self.service.resolve_quiet_anomalies()
@@ -213,7 +216,11 @@ class AlertRunner:
     def _thresholds(self, org_id: str) -> None:
         now = self.service.clock()
         for rule in self.service.rules.rows(org_id, "threshold"):
-            verdict = evaluate_rule(self.queries, org_id, rule, now)
+            try:
+                verdict = evaluate_rule(self.queries, org_id, rule, now)
+            except MeterlineError as exc:
+                log.warning("rule %s not evaluated: %s", rule.rule_id, exc.message)
+                continue
             fingerprint = f"threshold|{rule.rule_id}"
             if not verdict.breached:
                 if rule.pending_since is not None:

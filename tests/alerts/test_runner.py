@@ -178,6 +178,13 @@ def test_threshold_rule_holds_for_its_duration_then_clears(make_alerting, receiv
     assert events == ["alert.opened", "alert.acknowledged", "alert.resolved"]
     assert "x-meterline-signature" not in receiver.calls[0][0]  # no secret, no signature
 
+    # past the retention, resolved alerts and their notifications are swept
+    a.clock.advance(a.service.config.retention_days * 86400 + 3600)
+    a.runner.run_once()
+    assert a.service.book.list(a.org_id, source="threshold")["data"] == []
+    assert a.service.notifications.for_alert(a.org_id, alert["alert_id"]) == []
+    assert a.service.rules.get(a.org_id, rule["rule_id"])["name"] == "busy /a"
+
 
 def test_stream_alerts_are_recorded(make_alerting) -> None:
     a = make_alerting(time.time())

@@ -25,7 +25,8 @@ class AlertsConfig:
     anomalies are reported. ``sensitivity``: the default of every kind (0–1, higher
     finds more). ``resolve_after``: an anomaly alert not seen again for this long
     resolves itself. ``retry_backoff``/``max_attempts``: notification retries, the delay
-    growing ×4 from ``retry_backoff`` seconds.
+    growing ×4 from ``retry_backoff`` seconds. ``retention_days``: anomalies and resolved
+    alerts (with their notifications) older than this are deleted.
     """
 
     enabled: bool = True
@@ -38,6 +39,7 @@ class AlertsConfig:
     max_backlog_minutes: int = 60
     retry_backoff: float = 30.0
     max_attempts: int = 6
+    retention_days: float = 90.0
     mail_from: str = "alerts@meterline.localhost"
     smtp: ReportsConfig = field(default_factory=ReportsConfig)
 
@@ -53,6 +55,7 @@ class AlertsConfig:
             resolve_after=_float("METERLINE_ALERTS_RESOLVE_AFTER", 900.0),
             retry_backoff=_float("METERLINE_ALERTS_RETRY_BACKOFF", 30.0),
             max_attempts=int(_float("METERLINE_ALERTS_MAX_ATTEMPTS", 6)),
+            retention_days=_float("METERLINE_ALERTS_RETENTION_DAYS", 90.0),
             mail_from=os.environ.get("METERLINE_ALERTS_MAIL_FROM", "alerts@meterline.localhost"),
             smtp=ReportsConfig.from_env(),
         )

@@ -49,6 +49,7 @@ class AlertRunner:
         self._stream: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_sweep = 0.0
 
     @property
     def config(self) -> Any:
@@ -105,6 +106,9 @@ class AlertRunner:
                 self._release(org_id)
         done["resolved"] = self.service.resolve_quiet_anomalies()
         done["notified"] = self.service.notifications.process()
+        if self.service.clock() - self._last_sweep > 3600:
+            self._last_sweep = self.service.clock()
+            done["swept"] = self.service.sweep()
         return done
 
     def _record_stream(self) -> int:

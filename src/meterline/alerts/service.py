@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, select
 
 from meterline.alerts.config import AlertsConfig
 from meterline.alerts.lifecycle import AlertBook, Firing, alert_json
 from meterline.alerts.notify import NotificationQueue
 from meterline.alerts.rules import RuleStore
+from meterline.alerts.tables import alert_notifications, alerts
 from meterline.clock import Clock
 from meterline.insight.anomalies import AnomalyHistory, Episode
+from meterline.insight.anomalies.tables import anomalies
 
 
 def anomaly_firing(episode: Episode) -> Firing:
@@ -78,6 +80,25 @@ class AlertService:
         for row in stale:
             self.clear(row.org_id, row.fingerprint, "not seen again since the last anomaly")
         return len(stale)
+
+    def sweep(self) -> int:
+        """Delete anomalies last seen, and resolved alerts (with their notifications)
+        resolved, more than ``retention_days`` ago; returns rows deleted."""
+        cutoff = self.clock() - self.config.retention_days * 86400
+        with self.engine.begin() as conn:
+            old = select(alerts.c.alert_id).where(
+                alerts.c.status == "resolved", alerts.c.resolved_at < cutoff
+            )
+            deleted = conn.execute(
+                delete(alert_notifications).where(alert_notifications.c.alert_id.in_(old))
+            ).rowcount
+            deleted += conn.execute(
+                delete(alerts).where(alerts.c.status == "resolved", alerts.c.resolved_at < cutoff)
+            ).rowcount
+            deleted += conn.execute(
+                delete(anomalies).where(anomalies.c.last_seen_at < cutoff)
+            ).rowcount
+        return int(deleted)
 
     def _targets(self, org_id: str, row: Any) -> list[dict[str, Any]]:
         if row.source == "threshold" and row.rule_id:

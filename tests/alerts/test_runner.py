@@ -8,6 +8,7 @@ import hmac
 import time
 from typing import Any
 
+from meterline.alerts import AlertRunner
 from meterline.reports.delivery import webhook_signature
 from tests.alerts.conftest import Alerting, minute_events, smtp_config
 
@@ -208,3 +209,28 @@ def test_stream_alerts_are_recorded(make_alerting) -> None:
     a.runner.run_once()
     (alert,) = a.service.book.list(a.org_id, source="stream")["data"]
     assert alert["status"] == "resolved"
+
+    # firing state lives in the server's memory: a restart resolves what was left open
+    a.runner.stream_alert(a.org_id, {**frame, "alert_id": "def456"})
+    a.runner.run_once()
+    restarted = AlertRunner(a.service, a.runner.queries)
+    restarted.start()
+    restarted.stop()
+    statuses = [x["status"] for x in a.service.book.list(a.org_id, source="stream")["data"]]
+    assert statuses == ["resolved", "resolved"]
+
+
+def test_deleting_a_rule_resolves_its_alert(make_alerting) -> None:
+    t = now_minute()
+    a = make_alerting(t * 60 + 5)
+    rule = a.service.rules.create(
+        a.org_id,
+        {"name": "any", "metric": "requests", "condition": "above", "value": 1, "window": "5m"},
+    )
+    history(a, t - 3, t)
+    a.runner.run_once()
+    (alert,) = a.service.book.list(a.org_id, source="threshold", status="open")["data"]
+    a.service.rules.delete(a.org_id, rule["rule_id"])
+    a.runner.run_once()
+    done = a.service.book.get(a.org_id, alert["alert_id"])
+    assert done["status"] == "resolved" and done["resolution"] == "the rule was deleted or disabled"

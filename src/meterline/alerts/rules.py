@@ -22,16 +22,18 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from meterline.alerts.tables import alert_rules
 from meterline.clock import Clock
-from meterline.errors import NotFoundError, ValidationError
+from meterline.errors import ConflictError, NotFoundError, ValidationError
 from meterline.insight.anomalies import KINDS
 from meterline.query import METRICS, parse_query
 from meterline.realtime.protocol import parse_duration
 
 RULE_TYPES = ("threshold", "anomaly")
+MAX_RULES = 200
+"""Rules per org: each threshold rule is a query every round."""
 _FIELDS = {
     "name",
     "type",
@@ -261,6 +263,16 @@ class RuleStore:
     def create(self, org_id: str, body: Any) -> dict[str, Any]:
         """Validate and save a new rule; returns it."""
         values = parse_rule(body)
+        with self.engine.connect() as conn:
+            count = conn.execute(
+                select(func.count()).select_from(alert_rules).where(alert_rules.c.org_id == org_id)
+            ).scalar_one()
+        if count >= MAX_RULES:
+            raise ConflictError(
+                f"the org already has {MAX_RULES} alert rules",
+                code="RULE_LIMIT_REACHED",
+                details="Delete or combine rules (filters take lists) before adding one.",
+            )
         now = self.clock()
         values.update(
             rule_id="rul_" + secrets.token_hex(8), org_id=org_id, created_at=now, updated_at=now

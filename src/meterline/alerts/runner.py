@@ -59,7 +59,13 @@ class AlertRunner:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Run rounds on a background thread until :meth:`stop`."""
+        """Run rounds on a background thread until :meth:`stop`.
+
+        Stream threshold state lives in this process's memory and starts empty, so
+        stream alerts left open by an earlier run are resolved first; the live stream
+        fires them again if their thresholds still hold.
+        """
+        self.service.clear_source("stream", "the server restarted")
         self._thread = threading.Thread(target=self._loop, name="meterline-alerts", daemon=True)
         self._thread.start()
 
@@ -219,7 +225,11 @@ class AlertRunner:
 
     def _thresholds(self, org_id: str) -> None:
         now = self.service.clock()
-        for rule in self.service.rules.rows(org_id, "threshold"):
+        rules = self.service.rules.rows(org_id, "threshold")
+        live = {f"threshold|{rule.rule_id}" for rule in rules}
+        for fingerprint in set(self.service.book.active_fingerprints(org_id, "threshold")) - live:
+            self.service.clear(org_id, fingerprint, "the rule was deleted or disabled")
+        for rule in rules:
             try:
                 verdict = evaluate_rule(self.queries, org_id, rule, now)
             except MeterlineError as exc:

@@ -74,6 +74,13 @@ class AlertService:
         self.notifications.plan(org_id, alert, "alert.resolved", self._targets(org_id, row))
         return alert
 
+    def clear_source(self, source: str, note: str) -> int:
+        """Resolve every active alert of ``source`` (all orgs); returns how many."""
+        stale = self.book.stale(source, self.clock() + 1.0)
+        for row in stale:
+            self.clear(row.org_id, row.fingerprint, note)
+        return len(stale)
+
     def resolve_quiet_anomalies(self) -> int:
         """Resolve anomaly alerts not seen for ``resolve_after`` seconds; returns how many."""
         stale = self.book.stale("anomaly", self.clock() - self.config.resolve_after)

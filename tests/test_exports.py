@@ -15,6 +15,8 @@ PACKAGES = [
     "meterline.dashboard",
     "meterline.demo",
     "meterline.planning",
+    "meterline.alerts",
+    "meterline.insight.anomalies",
 ]
 
 

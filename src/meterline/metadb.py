@@ -36,6 +36,8 @@ COMPONENT_MODULES: tuple[str, ...] = (
     "meterline.ratelimit.tables",
     "meterline.reports.tables",
     "meterline.planning.tables",
+    "meterline.insight.anomalies.tables",
+    "meterline.alerts.tables",
 )
 """Modules that each define ``COMPONENT: str`` and ``MIGRATIONS: tuple[Migration, ...]``."""
 

@@ -13,7 +13,9 @@ from meterline.api.middleware import RequestIdMiddleware
 from meterline.api.ratelimiting import install_rate_limiting
 from meterline.api.routes import (
     admin,
+    alerts,
     analytics,
+    anomalies,
     events,
     health,
     insights,
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         stream.router,
         insights.router,
         planning.router,
+        anomalies.router,
+        alerts.router,
     ):
         app.include_router(router)
     from meterline.dashboard import install_dashboard

@@ -6,6 +6,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from meterline.alerts import AlertRunner, AlertsConfig, AlertService
 from meterline.auth import AuthService
 from meterline.clock import Clock, system_clock
 from meterline.config import Settings
@@ -40,6 +41,8 @@ class Services:
     reports: ReportService
     report_runner: ReportRunner
     planning: PlanningService
+    alerts: AlertService
+    alert_runner: AlertRunner
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = system_clock) -> Services:
@@ -106,6 +109,12 @@ class Services:
         )
         report_runner = ReportRunner(reports, queries)
         report_runner.start()
+        alerts_config = AlertsConfig.from_env()
+        alerts = AlertService(engine, clock, alerts_config)
+        alert_runner = AlertRunner(alerts, queries)
+        hub.alert_listeners.append(alert_runner.stream_alert)
+        if alerts_config.enabled:
+            alert_runner.start()
         return cls(
             settings,
             store,
@@ -120,11 +129,14 @@ class Services:
             reports=reports,
             report_runner=report_runner,
             planning=PlanningService(engine, queries, clock),
+            alerts=alerts,
+            alert_runner=alert_runner,
         )
 
     def close(self) -> None:
         """Flush acknowledged events into the store and close everything."""
         self.report_runner.stop()
+        self.alert_runner.stop()
         if self.ingest.pool is not None:
             self.ingest.pool.close()
         self.writer.stop()

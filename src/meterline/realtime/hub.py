@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,8 @@ class StreamHub:
         self.connections: dict[str, Connection] = {}
         self.streams: dict[tuple[Any, ...], SharedStream] = {}
         self.alerts: dict[tuple[str, ...], ThresholdAlert] = {}
+        # called with (org_id, alert frame) on every firing and resolution; must not block
+        self.alert_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._opened: dict[str, float] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._task: asyncio.Task[None] | None = None
@@ -330,6 +333,8 @@ class StreamHub:
             message = alert.observe(value, now, spec.subscription_id)
             if message is not None:
                 conn.offer(message)
+                for listener in self.alert_listeners:
+                    listener(conn.principal.org_id, message)
 
     def _single(self, org_id: str, spec: SubscriptionSpec, metric: str, now: float) -> Any:
         end = int(now) + 1

@@ -137,12 +137,20 @@ async def _send_email(message: EmailMessage, config: ReportsConfig) -> None:
         raise TemporaryDeliveryError(f"SMTP server unavailable: {exc}") from None
 
 
-def send_email(parcel: Parcel, recipient: str, config: ReportsConfig) -> None:
-    """Send the report to one address over SMTP."""
-    message = build_email(parcel, recipient, config)
+def send_mail(message: EmailMessage, config: ReportsConfig) -> None:
+    """Send one prepared message over the configured SMTP server, from any thread.
+
+    Raises :class:`PermanentDeliveryError` for a 5xx refusal and
+    :class:`TemporaryDeliveryError` for anything worth retrying.
+    """
     # A thread of its own, so this works whether or not the caller's thread runs a loop.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, _send_email(message, config)).result()
+
+
+def send_email(parcel: Parcel, recipient: str, config: ReportsConfig) -> None:
+    """Send the report to one address over SMTP."""
+    send_mail(build_email(parcel, recipient, config), config)
 
 
 def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:

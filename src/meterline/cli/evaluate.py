@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from meterline.insight import benchmark, corpus, forecast
-
 app = typer.Typer(help="Evaluate anomaly detection and forecasting on held-out data.")
 
 
@@ -28,6 +26,10 @@ def nab_command(
     ),
 ) -> None:
     """Run the detector over NAB-format CSVs and print the three NAB scores."""
+    # Imported here: the statistics stack takes seconds to load, and every other
+    # command (``meterline import`` above all) should not wait for it.
+    from meterline.insight import benchmark, corpus
+
     if split not in ("all", "even", "odd"):
         raise typer.BadParameter("use all, even or odd", param_hint="--split")
     console = Console()
@@ -81,6 +83,8 @@ def forecast_command(
     Rows are summed into UTC hours first, so a finer series (e.g. 30-minute counts)
     is backtested as its hourly totals.
     """
+    from meterline.insight import corpus, forecast
+
     console = Console()
     try:
         series = corpus.read_series(csv_file.parent, csv_file)

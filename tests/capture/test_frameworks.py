@@ -123,3 +123,35 @@ def test_django(org: Org) -> None:
     capture = settings_client()
     check(org, capture)
     capture.close()
+
+
+def test_litestar_unmatched_and_raised_paths() -> None:
+    """Paths Litestar's router refuses (404, 405) and handlers that raise are captured
+    with the status the client got; matched routes keep their template."""
+    from tests.capture.sink import Sink
+
+    sink = Sink()
+    capture = CaptureClient(sink.url, "k_test.secret", interval=0.1)
+    example = load_example("litestar_app")
+    try:
+        with serving(example.build(capture), "asgi") as http:
+            answers = [
+                http.get("/nowhere/77").status_code,
+                http.delete("/orders/5").status_code,
+                http.get("/crash").status_code,
+                http.get("/boom").status_code,
+                http.get("/orders/5").status_code,
+            ]
+        assert answers == [404, 405, 500, 503, 200]
+        assert capture.flush(timeout=20)
+        got = [(e["method"], e["route"], e["status"]) for e in sink.delivered()]
+        assert got == [
+            ("GET", "/nowhere/:id", 404),
+            ("DELETE", "/orders/:id", 405),
+            ("GET", "/crash", 500),
+            ("GET", "/boom", 503),
+            ("GET", "/orders/:order_id", 200),
+        ]
+    finally:
+        capture.close()
+        sink.close()

@@ -169,7 +169,10 @@ class EngineImport:
         )
 
     def run(self, path: str, progress: Progress | None = None) -> EngineResult | None:
-        """Import ``path``; None when its lines are mostly not CLF (nothing written)."""
+        """Import ``path``; None when its lines are mostly not CLF, or its name has
+        characters the engine would read as a glob (nothing written either way)."""
+        if any(char in path for char in "*?{}"):
+            return None
         now_ms = int(self.clock() * 1000)
         parsed = _parsed(self._source(path), now_ms)
         with self._watch(progress, 0):

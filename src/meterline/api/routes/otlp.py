@@ -10,7 +10,6 @@ from fastapi.responses import Response
 
 from meterline.api.deps import authenticate, services
 from meterline.api.errors import request_id_of
-from meterline.api.schemas import errors
 from meterline.auth import Scope
 from meterline.errors import MeterlineError
 from meterline.ingest.otlp import (
@@ -36,9 +35,37 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
+_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "google.rpc.Status (protobuf for a protobuf request, JSON for JSON)",
+    "properties": {
+        "code": {"type": "integer", "description": "google.rpc.Code"},
+        "message": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": text,
+        "content": {
+            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": _STATUS_SCHEMA},
+        },
+    }
+    for status, text in {
+        400: "Unreadable export request",
+        401: "Missing or invalid credentials",
+        403: "Credentials lack events:write",
+        413: "Body too large",
+        415: "Unsupported Content-Type or Content-Encoding",
+        503: "Temporarily unavailable; retry after Retry-After seconds",
+    }.items()
+}
+
+
 @router.post(
     "/v1/traces",
-    responses=errors(400, 401, 403, 413, 415, 503),
+    responses=_ERRORS,
     openapi_extra=_BODY_DOC,
     summary="Send OpenTelemetry traces",
 )

@@ -32,10 +32,15 @@ def boom(request: HttpRequest) -> HttpResponse:
     return HttpResponse("down for maintenance", status=503)
 
 
+def crash(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("a bug")  # the client gets a 500; capture records it
+
+
 urlpatterns = [
     path("orders/<int:order_id>", get_order),
     path("orders", orders),
     path("boom", boom),
+    path("crash", crash),
 ]
 
 

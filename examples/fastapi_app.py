@@ -32,6 +32,10 @@ def build(client: CaptureClient) -> FastAPI:
     def boom() -> None:
         raise HTTPException(status_code=503, detail="down for maintenance")
 
+    @app.get("/crash")
+    def crash() -> None:
+        raise RuntimeError("a bug")  # the client gets a 500; capture records it
+
     return app
 
 

@@ -34,6 +34,10 @@ def build(client: CaptureClient) -> Flask:
     def boom() -> None:
         abort(503)
 
+    @app.get("/crash")
+    def crash() -> None:
+        raise RuntimeError("a bug")  # the client gets a 500; capture records it
+
     init_flask(app, client)
     return app
 

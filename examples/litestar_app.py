@@ -9,10 +9,9 @@ from typing import Any
 
 from litestar import Litestar, Request, get, post
 from litestar.exceptions import HTTPException
-from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath
 
-from meterline.capture import CaptureClient, MeterlineMiddleware
+from meterline.capture import CaptureClient, init_litestar
 
 
 def customer(request: Any) -> str | None:
@@ -36,12 +35,14 @@ async def boom() -> None:
     raise HTTPException(status_code=503, detail="down for maintenance")
 
 
+@get("/crash")
+async def crash() -> None:
+    raise RuntimeError("a bug")
+
+
 def build(client: CaptureClient) -> Litestar:
-    """The example app with capture installed."""
-    return Litestar(
-        route_handlers=[get_order, create_order, boom],
-        middleware=[DefineMiddleware(MeterlineMiddleware, client=client)],
-    )
+    """The example app with capture installed (404s and errors included)."""
+    return init_litestar(Litestar(route_handlers=[get_order, create_order, boom, crash]), client)
 
 
 app = build(CaptureClient(identify=customer))

@@ -32,6 +32,10 @@ async def boom(request: Request) -> Response:
     raise HTTPException(status_code=503, detail="down for maintenance")
 
 
+async def crash(request: Request) -> Response:
+    raise RuntimeError("a bug")  # the client gets a 500; capture records it
+
+
 def build(client: CaptureClient) -> Starlette:
     """The example app with capture installed."""
     return Starlette(
@@ -39,6 +43,7 @@ def build(client: CaptureClient) -> Starlette:
             Route("/orders/{order_id:int}", get_order),
             Route("/orders", create_order, methods=["POST"]),
             Route("/boom", boom),
+            Route("/crash", crash),
         ],
         middleware=[Middleware(MeterlineMiddleware, client=client)],
     )

@@ -31,22 +31,28 @@ def drive(get: Get, post: Post) -> None:
         post("/orders", BODY, ACME)
     get("/boom", ACME)
     get("/nowhere/12345", ACME)
+    # An exception in the app: the client still gets the framework's 500, the next
+    # request is served as usual, and both are captured.
+    # (uvicorn drops the connection of a request whose app raised, hence a new one after)
+    crashed = get("/crash", {**ACME, "Connection": "close"})
+    assert crashed.status_code == 500
+    assert get("/orders/4", {"X-Customer": "globex"}).status_code == 200
 
 
-def check(org: Org, capture: CaptureClient, *, boom: int = 503, not_found: bool = True) -> None:
+def check(org: Org, capture: CaptureClient, *, boom: int = 503) -> None:
     """What :func:`drive` sent is what the server reports."""
     assert capture.flush(timeout=20)
     assert capture.exporter is not None
     assert capture.exporter.stats.dropped == 0
     want = {
         ("GET", "/orders/:order_id", 200, "acme"): 3,
-        ("GET", "/orders/:order_id", 200, "globex"): 1,
+        ("GET", "/orders/:order_id", 200, "globex"): 2,
+        ("GET", "/crash", 500, "acme"): 1,
         ("POST", "/orders", 201, "acme"): 2,
         ("GET", "/boom", boom, "acme"): 1,
     }
-    if not_found:
-        # No framework route matched: the path is normalised instead.
-        want[("GET", "/nowhere/:id", 404, "acme")] = 1
+    # No framework route matched: the path is normalised instead.
+    want[("GET", "/nowhere/:id", 404, "acme")] = 1
 
     def seen() -> dict[tuple[str, str, int, str], dict[str, Any]]:
         got = org.by_request()
@@ -92,8 +98,7 @@ def test_litestar(org: Org) -> None:
     example = load_example("litestar_app")
     capture = capture_client(org, example.customer)
     run(example.build(capture), "asgi")
-    # Litestar runs middleware only for matched routes, so its 404s are not seen.
-    check(org, capture, not_found=False)
+    check(org, capture)
     capture.close()
 
 
@@ -118,3 +123,35 @@ def test_django(org: Org) -> None:
     capture = settings_client()
     check(org, capture)
     capture.close()
+
+
+def test_litestar_unmatched_and_raised_paths() -> None:
+    """Paths Litestar's router refuses (404, 405) and handlers that raise are captured
+    with the status the client got; matched routes keep their template."""
+    from tests.capture.sink import Sink
+
+    sink = Sink()
+    capture = CaptureClient(sink.url, "k_test.secret", interval=0.1)
+    example = load_example("litestar_app")
+    try:
+        with serving(example.build(capture), "asgi") as http:
+            answers = [
+                http.get("/nowhere/77").status_code,
+                http.delete("/orders/5").status_code,
+                http.get("/crash").status_code,
+                http.get("/boom").status_code,
+                http.get("/orders/5").status_code,
+            ]
+        assert answers == [404, 405, 500, 503, 200]
+        assert capture.flush(timeout=20)
+        got = [(e["method"], e["route"], e["status"]) for e in sink.delivered()]
+        assert got == [
+            ("GET", "/nowhere/:id", 404),
+            ("DELETE", "/orders/:id", 405),
+            ("GET", "/crash", 500),
+            ("GET", "/boom", 503),
+            ("GET", "/orders/:order_id", 200),
+        ]
+    finally:
+        capture.close()
+        sink.close()

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf import json_format
+from google.rpc import code_pb2
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -143,12 +145,47 @@ def test_json_and_protobuf_exports(org: Org) -> None:
     assert got[("GET", "/carts/:id", 503, "")]["latency_avg"] == pytest.approx(40.0)
 
 
+def rpc_status(response: httpx.Response) -> Status:
+    """The ``google.rpc.Status`` an OTLP/HTTP error answer carries, in either encoding."""
+    status = Status()
+    if response.headers["content-type"] == "application/x-protobuf":
+        status.ParseFromString(response.content)
+    else:
+        assert response.headers["content-type"].startswith("application/json")
+        json_format.ParseDict(response.json(), status)
+    return status
+
+
 def test_bad_bodies_and_auth(org: Org) -> None:
+    # Errors are google.rpc.Status bodies in the request's encoding, as OTLP/HTTP says.
     response = post(org, b"\x0a\xff\xff", "application/x-protobuf", gzipped=False)
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert response.headers["content-type"] == "application/x-protobuf"
+    status = rpc_status(response)
+    assert status.code == code_pb2.INVALID_ARGUMENT
+    assert "protobuf" in status.message
+    response = post(org, b'{"resourceSpans": 7}', "application/json", gzipped=True)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/json")
+    assert set(response.json()) == {"code", "message"}
+    assert rpc_status(response).code == code_pb2.INVALID_ARGUMENT
+    assert "OTLP JSON" in rpc_status(response).message
     response = post(org, b"<spans/>", "text/xml", gzipped=False)
     assert response.status_code == 415
+    assert response.headers["content-type"] == "application/x-protobuf"
+    assert "text/xml" in rpc_status(response).message
+    response = httpx.post(
+        f"{org.server.url}/v1/traces",
+        content=b"{}",
+        headers={
+            "Authorization": f"Bearer {org.key}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "br",
+        },
+        timeout=30,
+    )
+    assert response.status_code == 415
+    assert "br" in rpc_status(response).message
     response = httpx.post(
         f"{org.server.url}/v1/traces",
         content=b"{}",
@@ -156,6 +193,7 @@ def test_bad_bodies_and_auth(org: Org) -> None:
         timeout=30,
     )
     assert response.status_code == 401
+    assert rpc_status(response).code == code_pb2.UNAUTHENTICATED
     response = httpx.post(
         f"{org.server.url}/v1/traces",
         content=b"{}",
@@ -163,6 +201,7 @@ def test_bad_bodies_and_auth(org: Org) -> None:
         timeout=30,
     )
     assert response.status_code == 403  # a read-only token cannot send
+    assert rpc_status(response).code == code_pb2.PERMISSION_DENIED
     empty = post(org, b"{}", "application/json", gzipped=False)
     assert empty.status_code == 200
     assert empty.json() == {}

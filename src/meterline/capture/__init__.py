@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from meterline.capture.asgi import MeterlineMiddleware
+from meterline.capture.asgi import MeterlineMiddleware, init_litestar
 from meterline.capture.client import (
     CaptureClient,
     LLMCall,
@@ -35,6 +35,7 @@ __all__ = [
     "configure",
     "get_client",
     "init_flask",
+    "init_litestar",
     "normalise",
     "template",
 ]

@@ -169,4 +169,20 @@ class MeterlineMiddleware:
         )
 
 
-__all__ = ["MeterlineMiddleware"]
+def init_litestar(app: Any, client: CaptureClient | None = None) -> Any:
+    """Capture every request of a Litestar app, 404s, 405s and exceptions included.
+
+    Litestar runs middleware given to ``Litestar(middleware=…)`` only for requests that
+    matched a route; this wraps the app's outermost handler instead, outside Litestar's
+    exception handling, so unmatched paths (normalised) and errors (as the status the
+    client got) are captured too. The route template still comes from the router
+    (``scope["path_template"]``). Returns ``app``.
+
+    Example:
+        >>> app = init_litestar(Litestar(route_handlers=[...]), CaptureClient(url, key))
+    """
+    app.asgi_handler = MeterlineMiddleware(app.asgi_handler, client)
+    return app
+
+
+__all__ = ["MeterlineMiddleware", "init_litestar"]

@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from meterline.insight import benchmark, corpus, daily, forecast
-
 SPLIT_ALIASES = {"tuning": "even", "holdout": "odd"}
 
 app = typer.Typer(help="Evaluate anomaly detection and forecasting on held-out data.")
@@ -31,6 +29,10 @@ def nab_command(
     ),
 ) -> None:
     """Run the detector over NAB-format CSVs and print the three NAB scores."""
+    # Imported here: the statistics stack takes seconds to load, and every other
+    # command (``meterline import`` above all) should not wait for it.
+    from meterline.insight import benchmark, corpus
+
     split = SPLIT_ALIASES.get(split, split)
     if split not in ("all", "even", "odd"):
         raise typer.BadParameter("use all, tuning or holdout", param_hint="--split")
@@ -92,6 +94,8 @@ def forecast_command(
     over the last 14 days. Daily: one origin every day over the last 56 days, weekly
     seasonality and trend.
     """
+    from meterline.insight import corpus, daily, forecast
+
     if granularity not in ("hour", "day"):
         raise typer.BadParameter("use hour or day", param_hint="--granularity")
     steps = horizon or (24 if granularity == "hour" else 14)

@@ -19,6 +19,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -222,12 +223,53 @@ def encode_response(rejected: int, message: str, encoding: str) -> bytes:
     return json.dumps(json_format.MessageToDict(response)).encode()
 
 
+# The gRPC code that best names each HTTP status Meterline answers (google.rpc.Code).
+_RPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    403: code_pb2.PERMISSION_DENIED,
+    404: code_pb2.NOT_FOUND,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    429: code_pb2.RESOURCE_EXHAUSTED,
+    503: code_pb2.UNAVAILABLE,
+}
+
+
+def response_encoding(content_type: str) -> str:
+    """The encoding an answer to a body of ``content_type`` uses: JSON for JSON,
+    protobuf for protobuf and for anything unreadable (OTLP's default encoding)."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return JSON if mime == JSON else PROTOBUF
+
+
+def encode_status(http_status: int, message: str, encoding: str) -> bytes:
+    """The ``google.rpc.Status`` body an OTLP/HTTP error answer carries, in ``encoding``.
+
+    Example:
+        >>> encode_status(400, "the body is not valid OTLP JSON", JSON)
+        b'{"code": 3, "message": "the body is not valid OTLP JSON"}'
+    """
+    status = status_pb2.Status(
+        code=_RPC_CODES.get(
+            http_status, code_pb2.INVALID_ARGUMENT if http_status < 500 else code_pb2.INTERNAL
+        ),
+        message=message,
+    )
+    if encoding == PROTOBUF:
+        encoded: bytes = status.SerializeToString()
+        return encoded
+    return json.dumps(json_format.MessageToDict(status)).encode()
+
+
 __all__ = [
     "JSON",
     "PROTOBUF",
     "DecodedTraces",
     "decode_traces",
     "encode_response",
+    "encode_status",
     "parse_request",
+    "response_encoding",
     "span_to_event",
 ]

@@ -18,6 +18,7 @@ import httpx
 import msgspec
 
 from meterline.events import RawEvent
+from meterline.logs.engine import EngineImport, EngineResult, Progress
 from meterline.logs.parse import BadLine, LineParser
 from meterline.logs.source import Line
 
@@ -136,6 +137,13 @@ class LogImporter:
         if progress is not None:
             progress()
 
+    def count_engine(self, result: EngineResult) -> None:
+        """Count what the storage engine imported itself; the lines it left
+        (``result.others``) still go through :meth:`run`, which counts them."""
+        self.stats.lines += result.lines - len(result.others)
+        self.stats.imported += result.imported
+        self.stats.duplicates += result.duplicates
+
     def _send(self, source: str, events: list[RawEvent], origins: list[tuple[int, str]]) -> None:
         result = self.sink.send(events)
         self.stats.imported += result.accepted
@@ -187,6 +195,20 @@ class LocalSink:
             result.duplicates + len(stored),
             [(index[r["index"]], r["message"]) for r in result.rejected],
         )
+
+    def engine_import(self, path: str, progress: Progress | None = None) -> EngineResult | None:
+        """Let the embedded store parse and insert a CLF/Combined file itself (see
+        :mod:`meterline.logs.engine`); None when the store or the file does not suit it,
+        and nothing was written."""
+        from meterline.store.chdb import ChdbStore
+
+        store = self.services.store
+        if not isinstance(store, ChdbStore):
+            return None
+        engine = EngineImport(
+            store, self.org_id, self.retention_days, self.services.ingest.normaliser
+        )
+        return engine.run(path, progress)
 
     def close(self) -> None:
         self.loop.close()

@@ -68,9 +68,13 @@ LineParser = Callable[[str, int], RawEvent]
 
 
 def event_id(line: str, number: int) -> str:
-    """A stable id for a line at a position: re-importing a file counts nothing twice."""
-    digest = hashlib.blake2b(f"{number}\x00{line}".encode(), digest_size=12).hexdigest()
-    return f"log-{digest}"
+    """A stable id for a line at a position: re-importing a file counts nothing twice.
+
+    The storage engine computes the same id for the lines it parses itself (MD5 of the
+    line number, a NUL and the line, first 24 hex digits), so both paths agree.
+    """
+    digest = hashlib.md5(f"{number}\x00{line}".encode(), usedforsecurity=False).hexdigest()
+    return f"log-{digest[:24]}"
 
 
 _day_cache: dict[str, int] = {}

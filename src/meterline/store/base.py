@@ -106,6 +106,11 @@ class Store(ABC):
         if payload:
             self._insert_json("events", _INSERT_COLUMNS, payload)
 
+    def insert_table(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert plain rows (values in ``columns`` order) into a table of the database."""
+        if rows:
+            self._insert_json(table, columns, b"\n".join(map(_encode_row, rows)))
+
     def inserted_batches(self, batch_ids: Iterable[str]) -> set[str]:
         """Which of ``batch_ids`` already reached the store (used when replaying the log)."""
         ids = list(batch_ids)

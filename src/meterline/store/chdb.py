@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,6 +89,23 @@ class ChdbStore(Store):
                 self._session.query(sql, "CSV")
         except Exception as exc:
             raise StoreError("the analytics store failed to insert events") from exc
+
+    @contextlib.contextmanager
+    def progress(self, callback: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+        """Call ``callback`` with the engine's progress (``read_bytes``, ``read_rows``,
+        ``total_bytes_to_read``…) while the queries of the ``with`` block run."""
+        connection = getattr(self._session, "_conn", None)
+        setter = getattr(connection, "set_progress_callback", None)
+        if setter is None:  # an engine build without progress reports
+            yield
+            return
+        with self._lock:
+            setter(callback)
+        try:
+            yield
+        finally:
+            with self._lock:
+                setter(None)
 
     def close(self) -> None:
         with self._lock:

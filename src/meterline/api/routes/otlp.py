@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from meterline.api.deps import requires, services
-from meterline.api.schemas import errors
-from meterline.auth import Principal, Scope
-from meterline.ingest.otlp import decode_traces, encode_response
+from meterline.api.deps import authenticate, services
+from meterline.api.errors import request_id_of
+from meterline.auth import Scope
+from meterline.errors import MeterlineError
+from meterline.ingest.otlp import (
+    decode_traces,
+    encode_response,
+    encode_status,
+    response_encoding,
+)
+
+log = logging.getLogger("meterline.api")
 
 router = APIRouter(tags=["ingest"])
 
@@ -26,22 +35,72 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
+_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "google.rpc.Status (protobuf for a protobuf request, JSON for JSON)",
+    "properties": {
+        "code": {"type": "integer", "description": "google.rpc.Code"},
+        "message": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": text,
+        "content": {
+            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": _STATUS_SCHEMA},
+        },
+    }
+    for status, text in {
+        400: "Unreadable export request",
+        401: "Missing or invalid credentials",
+        403: "Credentials lack events:write",
+        413: "Body too large",
+        415: "Unsupported Content-Type or Content-Encoding",
+        503: "Temporarily unavailable; retry after Retry-After seconds",
+    }.items()
+}
+
+
 @router.post(
     "/v1/traces",
-    responses=errors(400, 401, 403, 413, 415, 503),
+    responses=_ERRORS,
     openapi_extra=_BODY_DOC,
     summary="Send OpenTelemetry traces",
 )
-async def otlp_traces(
-    request: Request,
-    principal: Principal = Depends(requires(Scope.EVENTS_WRITE, allow_ingest_key=True)),
-) -> Response:
+async def otlp_traces(request: Request) -> Response:
     """Map server spans to request events; answers an ``ExportTraceServiceResponse``.
 
     Spans that cannot become events are counted in ``partial_success.rejected_spans``
     with the first reasons in ``error_message``; the others are stored. The response is
-    sent once the accepted events are durable.
+    sent once the accepted events are durable. Errors are answered as OTLP/HTTP asks: a
+    ``google.rpc.Status`` body, protobuf for a protobuf request, JSON for a JSON one.
     """
+    try:
+        return await _export(request)
+    except MeterlineError as exc:
+        if exc.status >= 500:
+            log.error("OTLP export failed (%s): %s", request_id_of(request), exc.message)
+        message = exc.message if not exc.details else f"{exc.message} ({exc.details})"
+        encoding = response_encoding(request.headers.get("content-type", ""))
+        headers: dict[str, str] = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if exc.status == 503:
+            headers["Retry-After"] = "5"
+        extra = getattr(exc, "headers", None)
+        if isinstance(extra, dict):
+            headers.update(extra)
+        return Response(
+            encode_status(exc.status, message, encoding),
+            status_code=exc.status,
+            media_type=encoding,
+            headers=headers,
+        )
+
+
+async def _export(request: Request) -> Response:
+    principal = authenticate(request, allow_ingest_key=True)
+    principal.require(Scope.EVENTS_WRITE)
     svc = services(request)
     decoded = decode_traces(
         await request.body(),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from fnmatch import translate
+from typing import NamedTuple
 
 from meterline.errors import ConfigurationError
 
@@ -41,12 +42,12 @@ class FailurePolicy(StrEnum):
 IDENTITY_FIELDS = ("org", "consumer", "ip", "endpoint")
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """Who is asking and for what: the fields rules key their counters by.
 
     ``endpoint`` is the request path (matched against ``Rule.match``); ``plan`` names the
-    plan whose rules apply on top of the limiter's own rules.
+    plan whose rules apply on top of the limiter's own rules. A named tuple: immutable,
+    and hashed in C, since identities key the limiter's rule cache.
     """
 
     org: str | None = None

@@ -6,7 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from meterline.errors import MeterlineError
-from meterline.ratelimit.algorithms import Check, Outcome
+from meterline.ratelimit.algorithms import Check
+from meterline.ratelimit.decision import RuleState
 
 
 class StorageError(MeterlineError):
@@ -34,7 +35,7 @@ class Storage(ABC):
     @abstractmethod
     def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
-    ) -> tuple[bool, list[Outcome]]:
+    ) -> tuple[bool, Sequence[RuleState]]:
         """Evaluate ``checks`` at ``now``; consume from all of them iff all allow.
 
         ``token`` is unique per decision (it names concurrency leases). Raises

@@ -9,7 +9,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from meterline.ratelimit.algorithms import Check, Outcome
+from meterline.ratelimit.algorithms import Check
+from meterline.ratelimit.decision import RuleState
 from meterline.ratelimit.resources import lua
 from meterline.ratelimit.storage.base import Storage, StorageError
 
@@ -28,13 +29,15 @@ def script_args(
     return [c.key for c in checks], args
 
 
-def parse_reply(raw: list[Any]) -> tuple[bool, list[Outcome]]:
-    """Decode the script's flat reply into outcomes."""
-    outcomes = [
-        Outcome(bool(raw[i]), int(raw[i + 1]), float(raw[i + 2]), float(raw[i + 3]))
-        for i in range(1, len(raw), 4)
+def parse_reply(raw: list[Any], checks: Sequence[Check]) -> tuple[bool, list[RuleState]]:
+    """Decode the script's flat reply into one state per check."""
+    states = [
+        RuleState(
+            c.rule, c.limit, bool(raw[i]), int(raw[i + 1]), float(raw[i + 2]), float(raw[i + 3])
+        )
+        for c, i in zip(checks, range(1, len(raw), 4), strict=True)
     ]
-    return bool(raw[0]), outcomes
+    return bool(raw[0]), states
 
 
 def client_options(timeout: float) -> dict[str, Any]:
@@ -78,14 +81,14 @@ class RedisStorage(Storage):
 
     def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
-    ) -> tuple[bool, list[Outcome]]:
+    ) -> tuple[bool, Sequence[RuleState]]:
         """See :meth:`Storage.apply`; atomic because Redis runs the script alone."""
         keys, args = script_args(now, checks, token, consume)
         try:
             raw = self._script(keys=keys, args=args)
         except redis.RedisError as exc:
             raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
-        return parse_reply(raw)
+        return parse_reply(raw, checks)
 
     def release(self, key: str, token: str) -> None:
         """See :meth:`Storage.release`."""

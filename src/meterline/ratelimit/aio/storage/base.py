@@ -5,7 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from meterline.ratelimit.algorithms import Check, Outcome
+from meterline.ratelimit.algorithms import Check
+from meterline.ratelimit.decision import RuleState
 
 
 class Storage(ABC):
@@ -21,7 +22,7 @@ class Storage(ABC):
     @abstractmethod
     async def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
-    ) -> tuple[bool, list[Outcome]]:
+    ) -> tuple[bool, Sequence[RuleState]]:
         """Evaluate ``checks``; consume from all iff all allow. Raises ``StorageError``."""
 
     @abstractmethod

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from meterline.ratelimit.aio.storage.base import Storage
-from meterline.ratelimit.algorithms import Check, Outcome
+from meterline.ratelimit.algorithms import Check
+from meterline.ratelimit.decision import RuleState
 from meterline.ratelimit.storage.memory import MemoryStorage as SyncMemoryStorage
 
 
@@ -19,7 +20,7 @@ class MemoryStorage(Storage):
 
     async def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
-    ) -> tuple[bool, list[Outcome]]:
+    ) -> tuple[bool, Sequence[RuleState]]:
         """See :meth:`Storage.apply`."""
         return self.sync.apply(now, checks, token, consume)
 

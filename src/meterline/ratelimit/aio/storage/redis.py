@@ -9,7 +9,8 @@ import redis
 import redis.asyncio as aioredis
 
 from meterline.ratelimit.aio.storage.base import Storage
-from meterline.ratelimit.algorithms import Check, Outcome
+from meterline.ratelimit.algorithms import Check
+from meterline.ratelimit.decision import RuleState
 from meterline.ratelimit.storage.base import StorageError
 from meterline.ratelimit.storage.redis import (
     DEFAULT_TIMEOUT,
@@ -43,7 +44,7 @@ class RedisStorage(Storage):
 
     async def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
-    ) -> tuple[bool, list[Outcome]]:
+    ) -> tuple[bool, Sequence[RuleState]]:
         """See :meth:`Storage.apply`."""
         keys, args = script_args(now, checks, token, consume)
         try:
@@ -51,7 +52,7 @@ class RedisStorage(Storage):
                 raw = await self._script(keys=keys, args=args)
         except (redis.RedisError, TimeoutError, OSError) as exc:
             raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
-        return parse_reply(raw)
+        return parse_reply(raw, checks)
 
     async def release(self, key: str, token: str) -> None:
         """See :meth:`Storage.release`."""

@@ -59,6 +59,9 @@ class Prepared(NamedTuple):
     leases: bool = False
 
 
+EMPTY = Prepared((), ())
+
+
 class Targets:
     """The rules that apply to one identity and their counter keys, plus the prepared
     checks of a plain request (cost 1, no exemption, limits not shrunk) for the current
@@ -66,16 +69,17 @@ class Targets:
 
     __slots__ = ("rules", "keys", "adaptive", "leases", "tokens", "window")
 
-    def __init__(self, pairs: Iterable[tuple[Rule, str]]) -> None:
-        pairs = tuple(pairs)
-        self.rules = tuple(rule for rule, _ in pairs)
-        self.keys = tuple(key for _, key in pairs)
-        algorithms = {rule.algorithm for rule in self.rules}
-        self.adaptive = any(rule.adaptive for rule in self.rules)
-        self.leases = Algorithm.CONCURRENCY in algorithms
-        # tokens name concurrency leases and (in Redis) sliding-log entries
-        self.tokens = self.leases or Algorithm.SLIDING_LOG in algorithms
-        self.window: tuple[float, float, Prepared] = (math.inf, -math.inf, Prepared((), ()))
+    def __init__(self, rules: tuple[Rule, ...], keys: tuple[str, ...]) -> None:
+        self.rules = rules
+        self.keys = keys
+        self.adaptive = self.leases = self.tokens = False
+        for rule in rules:
+            self.adaptive = self.adaptive or rule.adaptive
+            if rule.algorithm is Algorithm.CONCURRENCY:
+                self.leases = self.tokens = True
+            elif rule.algorithm is Algorithm.SLIDING_LOG:
+                self.tokens = True  # tokens name (in Redis) sliding-log entries
+        self.window: tuple[float, float, Prepared] = (math.inf, -math.inf, EMPTY)
         """``(start, end, prepared)``: the plain request, valid for ``start <= now < end``."""
 
     def __iter__(self) -> Iterator[tuple[Rule, str]]:
@@ -194,16 +198,12 @@ class LimiterCore:
     def resolve(self, identity: Identity, rules: Iterable[Rule]) -> Targets:
         """The rules of ``rules`` that apply to ``identity``, each with its counter key."""
         tag = self.hash_tag(identity).replace("{", "").replace("}", "")
-        return Targets(
-            # the algorithm is part of the key: changing a rule's algorithm starts afresh
-            # instead of reading another algorithm's state
-            (
-                rule,
-                f"{KEY_PREFIX}:{{{tag}}}:{rule.name}:{rule.algorithm.value}:{rule.subject(identity)}",
-            )
-            for rule in rules
-            if rule.applies(identity)
-        )
+        head = f"{KEY_PREFIX}:{{{tag}}}:"
+        chosen = tuple(rule for rule in rules if rule.applies(identity))
+        # the algorithm is part of the key (see Rule.key_head): changing a rule's
+        # algorithm starts afresh instead of reading another algorithm's state
+        keys = tuple(f"{head}{rule.key_head}{rule.subject(identity)}" for rule in chosen)
+        return Targets(chosen, keys)
 
     def prepare_request(
         self, identity: Identity, plan: Plan | str | None, cost: int, exemption: Exemption | None

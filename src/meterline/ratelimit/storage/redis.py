@@ -241,3 +241,73 @@ class RedisStorage(Storage):
     def close(self) -> None:
         """Close the connection pool."""
         self.pool.close()
+
+
+def script_args(
+    now: float, checks: Sequence[Check], token: str, consume: bool
+) -> tuple[list[str], list[Any]]:
+    """The KEYS and ARGV of ``check_and_consume.lua`` for one decision (for clients that
+    pack commands themselves)."""
+    args: list[Any] = [repr(now), "1" if consume else "0", token]
+    for c in checks:
+        args += [c.algorithm.value, c.limit, repr(c.window), c.capacity, c.cost, repr(c.end)]
+    return [c.key for c in checks], args
+
+
+class RedisClusterStorage(Storage):
+    """Counters on a Redis Cluster (URL scheme ``redis+cluster://host:port``, any node).
+
+    Every key of a decision carries the same ``{hash tag}`` (see ``hash_tag`` of the
+    limiter), so the decision's script runs on the one node that owns that slot, still
+    one round trip and atomic. redis-py's cluster client routes by slot and follows
+    ``MOVED`` redirections when slots migrate.
+    """
+
+    SCHEMES = ("redis+cluster", "rediss+cluster")
+
+    def __init__(
+        self, url: str = "redis+cluster://localhost:7000", *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        from redis.cluster import RedisCluster
+
+        self.url = url
+        self.timeout = timeout
+        plain = url.replace("+cluster", "", 1)
+        options = client_options(timeout)
+        options.pop("health_check_interval")
+        self.client: RedisCluster = RedisCluster.from_url(plain, **options)
+        self.sha = ScriptCall(SCRIPT).sha
+
+    def apply(
+        self, now: float, checks: Sequence[Check], token: str, consume: bool
+    ) -> tuple[bool, Sequence[RuleState]]:
+        """See :meth:`Storage.apply`."""
+        keys, args = script_args(now, checks, token, consume)
+        try:
+            try:
+                raw = self.client.evalsha(self.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                # EVAL runs the script on the slot's node and caches it there
+                raw = self.client.eval(SCRIPT, len(keys), *keys, *args)
+        except (redis.RedisError, OSError) as exc:
+            raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
+        return parse_reply(raw, checks)
+
+    def release(self, key: str, token: str) -> None:
+        """See :meth:`Storage.release`."""
+        try:
+            self.client.zrem(key, token)
+        except (redis.RedisError, OSError) as exc:
+            raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
+
+    def clear(self) -> None:
+        """Delete the limiter's keys on every primary (``SCAN``, never ``KEYS``)."""
+        try:
+            for key in self.client.scan_iter(match="ml:*", count=1000):
+                self.client.delete(key)
+        except (redis.RedisError, OSError) as exc:
+            raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
+
+    def close(self) -> None:
+        """Close the cluster client's connections."""
+        self.client.close()

@@ -4,6 +4,7 @@ cluster decides exactly like a single Redis."""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -70,11 +71,25 @@ def test_a_per_org_hash_tag_spreads_orgs_over_slots() -> None:
     assert len({key_slot(k.encode()) for k in decision_keys(odd, WHO)}) == 1
 
 
+def node_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    while True:
+        port = free_port()
+        if port + 10_000 > 65_535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+
+
 class Cluster:
     """Three ``redis-server --cluster-enabled`` nodes on free ports, slots assigned."""
 
     def __init__(self) -> None:
-        self.ports = [free_port() for _ in range(3)]
+        self.ports = [node_port() for _ in range(3)]
         self.dir = tempfile.mkdtemp(prefix="ml-cluster-")
         self.procs: list[subprocess.Popen[bytes]] = []
 

@@ -82,6 +82,14 @@ def fixed_window(
     )
 
 
+def _log_commit(entries: deque[float], now: float, cost: int) -> deque[float]:
+    if cost == 1:
+        entries.append(now)
+    else:
+        entries.extend([now] * cost)
+    return entries
+
+
 def sliding_log(
     state: deque[float] | None, c: Check, now: float, token: str
 ) -> tuple[RuleState, Any, float]:
@@ -96,11 +104,7 @@ def sliding_log(
         entries.popleft()
     n = len(entries)
     if n + c.cost <= c.limit:
-
-        def commit() -> deque[float]:
-            entries.extend([now] * c.cost)
-            return entries
-
+        commit = partial(_log_commit, entries, now, c.cost)
         return (
             _state((c.rule, c.limit, True, c.limit - n - c.cost, now + c.window, 0.0)),
             commit,

@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from meterline.clock import Clock, system_clock
 from meterline.errors import ConfigurationError
@@ -67,18 +67,18 @@ class Targets:
     checks of a plain request (cost 1, no exemption, limits not shrunk) for the current
     fixed windows, reused until one of those windows ends."""
 
-    __slots__ = ("rules", "keys", "adaptive", "leases", "tokens", "window")
+    __slots__ = ("rules", "keys", "adaptive", "leases", "logs", "window")
 
     def __init__(self, rules: tuple[Rule, ...], keys: tuple[str, ...]) -> None:
         self.rules = rules
         self.keys = keys
-        self.adaptive = self.leases = self.tokens = False
+        self.adaptive = self.leases = self.logs = False
         for rule in rules:
             self.adaptive = self.adaptive or rule.adaptive
             if rule.algorithm is Algorithm.CONCURRENCY:
-                self.leases = self.tokens = True
+                self.leases = True
             elif rule.algorithm is Algorithm.SLIDING_LOG:
-                self.tokens = True  # tokens name (in Redis) sliding-log entries
+                self.logs = True
         self.window: tuple[float, float, Prepared] = (math.inf, -math.inf, EMPTY)
         """``(start, end, prepared)``: the plain request, valid for ``start <= now < end``."""
 
@@ -127,6 +127,8 @@ def make_check(rule: Rule, key: str, now: float, cost: int) -> Check:
 class LimiterCore:
     """Rule selection and decision making, free of I/O; see :class:`RateLimiter`."""
 
+    storage: Any  # the sync or asyncio storage of the subclass
+
     def __init__(
         self,
         rules: Iterable[Rule] = (),
@@ -152,7 +154,8 @@ class LimiterCore:
         self._scaled: dict[tuple[int, float], Rule] = {}
         self._targets: dict[object, Targets] = {}
         self._version = -1
-        # Decision tokens name leases and log entries: unique per process and across them.
+        # Decision tokens name concurrency leases, and log entries in storages that need
+        # names for them: unique per process and across processes.
         self._token_prefix = secrets.token_hex(6)
         self._tokens = itertools.count()
 
@@ -222,7 +225,7 @@ class LimiterCore:
         now = self.clock()
         window = targets.window
         p = window[2] if window[0] <= now < window[1] else targets.plain(now)
-        if targets.tokens:
+        if targets.leases or (targets.logs and self.storage.NAMES_LOG_ENTRIES):
             token = f"{self._token_prefix}{next(self._tokens)}"
             p = _new(Prepared, (p[0], p[1], token, False, 1.0, p[5]))
         return now, p
@@ -245,7 +248,8 @@ class LimiterCore:
                 rule = self._effective(rule, factor)
             chosen.append(rule)
             checks.append(make_check(rule, key, now, cost))
-        token = f"{self._token_prefix}{next(self._tokens)}" if targets.tokens else ""
+        named = targets.leases or (targets.logs and self.storage.NAMES_LOG_ENTRIES)
+        token = f"{self._token_prefix}{next(self._tokens)}" if named else ""
         return now, Prepared(chosen, checks, token, exempt, factor, targets.leases)
 
     def request_rules(self, identity: Identity, plan: Plan | str | None) -> list[Rule]:

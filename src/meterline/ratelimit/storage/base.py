@@ -31,6 +31,9 @@ class Storage(ABC):
     """
 
     SCHEMES: tuple[str, ...] = ()
+    NAMES_LOG_ENTRIES = True
+    """Whether sliding-log entries need the decision token as a unique name (Redis
+    sorted-set members do; the memory storage keeps bare timestamps)."""
 
     @abstractmethod
     def apply(

@@ -22,6 +22,7 @@ class MemoryStorage(Storage):
     """
 
     SCHEMES = ("memory",)
+    NAMES_LOG_ENTRIES = False
 
     def __init__(self, url: str = "memory://") -> None:
         self._lock = threading.Lock()

@@ -14,6 +14,7 @@ class MemoryStorage(Storage):
     """Counters in this process; safe to share with sync code through :attr:`sync`."""
 
     SCHEMES = ("memory",)
+    NAMES_LOG_ENTRIES = False
 
     def __init__(self, url: str = "memory://") -> None:
         self.sync = SyncMemoryStorage(url)

@@ -6,8 +6,9 @@ import hashlib
 import os
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -109,6 +110,12 @@ def client_options(timeout: float) -> dict[str, Any]:
     }
 
 
+def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    found = method()
+    if found is not None:
+        found()
+
+
 class ConnectionPool:
     """A last-in first-out pool of redis-py connections with no per-call bookkeeping.
 
@@ -126,7 +133,8 @@ class ConnectionPool:
         self.idle: deque[redis.connection.ConnectionInterface] = deque()
         self.opened = 0
         self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._forget)
+        forget = weakref.WeakMethod(self._forget)  # the hook must not keep the pool alive
+        os.register_at_fork(after_in_child=lambda: _call(forget))
 
     def _forget(self) -> None:
         # a child process must not share its parent's sockets

@@ -35,7 +35,7 @@ def default_hash_tag(identity: Identity) -> str:
     return "meterline"
 
 
-@dataclass
+@dataclass(slots=True)
 class LimiterStats:
     """Counts of what the limiter did, for metrics."""
 

@@ -1,6 +1,9 @@
-"""One conformance suite, run against every storage: same inputs, same decisions."""
+"""One conformance suite, run against both storages (memory, Redis) under both limiters
+(sync, asyncio), with an injectable clock: same inputs, same decisions."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,25 +18,27 @@ from meterline.ratelimit import (
     RateLimiter,
     RedisStorage,
     Rule,
-    Storage,
+    aio,
 )
+from tests.ratelimit.conftest import Backend, LoopThread
 from tests.ratelimit.redis_server import RedisServer
 
 T0 = 1_699_999_200.0  # a multiple of every window used here (3600 s included)
 ALICE = Identity(org="acme", consumer="alice", ip="203.0.113.7", endpoint="/v2/reports")
 
 
-def limiter(storage: Storage, *rules: Rule, clock: FrozenClock | None = None) -> RateLimiter:
-    return RateLimiter(storage, rules, clock=clock or FrozenClock(T0))
+def limiter(backend: Backend, *rules: Rule, clock: FrozenClock | None = None) -> Any:
+    """A sync limiter, or the asyncio one awaited call by call, on the backend's storage."""
+    return backend.limiter(rules, clock or FrozenClock(T0))
 
 
-def run(lim: RateLimiter, n: int, identity: Identity = ALICE) -> list[bool]:
+def run(lim: Any, n: int, identity: Identity = ALICE) -> list[bool]:
     return [lim.hit(identity).allowed for _ in range(n)]
 
 
-def test_fixed_window_counts_exactly_and_resets_at_the_boundary(storage: Storage) -> None:
+def test_fixed_window_counts_exactly_and_resets_at_the_boundary(backend: Backend) -> None:
     clock = FrozenClock(T0 + 10)
-    lim = limiter(storage, Rule("fw", 3, 60, per=("org",)), clock=clock)
+    lim = limiter(backend, Rule("fw", 3, 60, per=("org",)), clock=clock)
     first = [lim.hit(ALICE) for _ in range(4)]
     assert [d.allowed for d in first] == [True, True, True, False]
     assert [d.remaining for d in first] == [2, 1, 0, 0]
@@ -45,9 +50,9 @@ def test_fixed_window_counts_exactly_and_resets_at_the_boundary(storage: Storage
     assert lim.hit(Identity(org="other")).remaining == 2
 
 
-def test_sliding_log_admits_as_old_entries_leave(storage: Storage) -> None:
+def test_sliding_log_admits_as_old_entries_leave(backend: Backend) -> None:
     clock = FrozenClock(T0)
-    lim = limiter(storage, Rule("log", 3, 10, Algorithm.SLIDING_LOG, per=("ip",)), clock=clock)
+    lim = limiter(backend, Rule("log", 3, 10, Algorithm.SLIDING_LOG, per=("ip",)), clock=clock)
     assert run(lim, 2) == [True, True]
     clock.advance(4)
     assert run(lim, 2) == [True, False]
@@ -57,14 +62,14 @@ def test_sliding_log_admits_as_old_entries_leave(storage: Storage) -> None:
     assert run(lim, 3) == [True, True, False]  # two left at T0+10 (same timestamp)
 
 
-def test_sliding_log_keeps_entries_that_share_a_timestamp(storage: Storage) -> None:
-    lim = limiter(storage, Rule("log", 5, 10, Algorithm.SLIDING_LOG))
+def test_sliding_log_keeps_entries_that_share_a_timestamp(backend: Backend) -> None:
+    lim = limiter(backend, Rule("log", 5, 10, Algorithm.SLIDING_LOG))
     assert run(lim, 7) == [True] * 5 + [False] * 2
 
 
-def test_sliding_window_weights_the_previous_window(storage: Storage) -> None:
+def test_sliding_window_weights_the_previous_window(backend: Backend) -> None:
     clock = FrozenClock(T0)
-    lim = limiter(storage, Rule("sw", 10, 10, Algorithm.SLIDING_WINDOW), clock=clock)
+    lim = limiter(backend, Rule("sw", 10, 10, Algorithm.SLIDING_WINDOW), clock=clock)
     assert run(lim, 11) == [True] * 10 + [False]
     clock.advance(15)  # halfway into the next window: 10 * 0.5 = 5 still count
     decisions = [lim.hit(ALICE) for _ in range(6)]
@@ -73,10 +78,10 @@ def test_sliding_window_weights_the_previous_window(storage: Storage) -> None:
     assert decisions[5].retry_after == pytest.approx(1.0)
 
 
-def test_token_bucket_refills_at_the_rate(storage: Storage) -> None:
+def test_token_bucket_refills_at_the_rate(backend: Backend) -> None:
     clock = FrozenClock(T0)
     rule = Rule("tb", 10, 10, Algorithm.TOKEN_BUCKET, burst=3)
-    lim = limiter(storage, rule, clock=clock)
+    lim = limiter(backend, rule, clock=clock)
     assert run(lim, 4) == [True, True, True, False]
     assert lim.hit(ALICE).retry_after == pytest.approx(1.0)
     clock.advance(2.5)
@@ -85,9 +90,9 @@ def test_token_bucket_refills_at_the_rate(storage: Storage) -> None:
     assert d.remaining == 0 and d.reset_at == pytest.approx(T0 + 2.5 + 2.5)
 
 
-def test_gcra_spaces_requests_after_the_burst(storage: Storage) -> None:
+def test_gcra_spaces_requests_after_the_burst(backend: Backend) -> None:
     clock = FrozenClock(T0)
-    lim = limiter(storage, Rule("g", 3600, 3600, Algorithm.GCRA, burst=5), clock=clock)
+    lim = limiter(backend, Rule("g", 3600, 3600, Algorithm.GCRA, burst=5), clock=clock)
     first = [lim.hit(ALICE) for _ in range(6)]
     assert [d.allowed for d in first] == [True] * 5 + [False]
     assert [d.remaining for d in first[:5]] == [4, 3, 2, 1, 0]
@@ -96,9 +101,9 @@ def test_gcra_spaces_requests_after_the_burst(storage: Storage) -> None:
     assert run(lim, 2) == [True, False]
 
 
-def test_concurrency_limits_requests_in_flight(storage: Storage) -> None:
+def test_concurrency_limits_requests_in_flight(backend: Backend) -> None:
     clock = FrozenClock(T0)
-    lim = limiter(storage, Rule("inflight", 2, 30, Algorithm.CONCURRENCY), clock=clock)
+    lim = limiter(backend, Rule("inflight", 2, 30, Algorithm.CONCURRENCY), clock=clock)
     a, b, c = (lim.hit(ALICE) for _ in range(3))
     assert (a.allowed, b.allowed, c.allowed) == (True, True, False)
     lim.release(a)
@@ -107,11 +112,11 @@ def test_concurrency_limits_requests_in_flight(storage: Storage) -> None:
     assert run(lim, 2) == [True, True]
 
 
-def test_daily_and_monthly_quotas_follow_the_calendar(storage: Storage) -> None:
+def test_daily_and_monthly_quotas_follow_the_calendar(backend: Backend) -> None:
     clock = FrozenClock(1_706_745_000.0)  # 2024-01-31T23:50:00Z
     day = Rule("day", 2, period=Period.DAY, per=("org",), quota=True)
     month = Rule("month", 3, period=Period.MONTH, per=("org",), quota=True)
-    lim = limiter(storage, day, month, clock=clock)
+    lim = limiter(backend, day, month, clock=clock)
     assert run(lim, 3) == [True, True, False]
     denied = lim.hit(ALICE)
     assert denied.code == "QUOTA_EXCEEDED" and denied.rule == day
@@ -121,12 +126,12 @@ def test_daily_and_monthly_quotas_follow_the_calendar(storage: Storage) -> None:
 
 
 def test_a_request_denied_by_one_tier_consumes_nothing_from_the_others(
-    storage: Storage,
+    backend: Backend,
 ) -> None:
     org = Rule("org", 100, 60, per=("org",))
     consumer = Rule("consumer", 2, 60, Algorithm.SLIDING_LOG, per=("org", "consumer"))
     ip = Rule("ip", 100, 60, Algorithm.TOKEN_BUCKET, per=("ip",))
-    lim = limiter(storage, org, consumer, ip)
+    lim = limiter(backend, org, consumer, ip)
     assert run(lim, 5) == [True, True, False, False, False]
     d = lim.peek(ALICE)
     left = {s.rule.name: s.remaining for s in d.states}
@@ -135,9 +140,9 @@ def test_a_request_denied_by_one_tier_consumes_nothing_from_the_others(
     assert d.rule == consumer
 
 
-def test_endpoint_and_method_rules_apply_only_where_they_match(storage: Storage) -> None:
+def test_endpoint_and_method_rules_apply_only_where_they_match(backend: Backend) -> None:
     rule = Rule("reports", 1, 60, per=("org",), match="/v2/reports*", methods=frozenset({"POST"}))
-    lim = limiter(storage, rule)
+    lim = limiter(backend, rule)
     post = Identity(org="acme", endpoint="/v2/reports/r1", method="POST")
     get = Identity(org="acme", endpoint="/v2/reports/r1", method="GET")
     assert run(lim, 2, post) == [True, False]
@@ -145,16 +150,16 @@ def test_endpoint_and_method_rules_apply_only_where_they_match(storage: Storage)
     assert lim.hit(get).rule is None
 
 
-def test_cost_above_one_and_limit_zero(storage: Storage) -> None:
-    lim = limiter(storage, Rule("units", 10, 60))
+def test_cost_above_one_and_limit_zero(backend: Backend) -> None:
+    lim = limiter(backend, Rule("units", 10, 60))
     assert lim.hit(ALICE, cost=7).remaining == 3
     assert not lim.hit(ALICE, cost=4).allowed
     assert lim.hit(ALICE, cost=3).allowed
-    closed = limiter(storage, Rule("none", 0, 60, Algorithm.GCRA))
+    closed = limiter(backend, Rule("none", 0, 60, Algorithm.GCRA))
     assert not closed.hit(ALICE).allowed
 
 
-# --- differential: random traffic gives identical decisions in memory and in Redis ---
+# --- differential: random traffic, identical decisions in memory, Redis, Redis via asyncio ---
 
 ALGORITHMS = [a for a in Algorithm if a is not Algorithm.CONCURRENCY]
 events = st.lists(
@@ -173,7 +178,7 @@ events = st.lists(
     burst=st.one_of(st.none(), st.integers(1, 8)),
     traffic=events,
 )
-def test_memory_and_redis_decide_identically(
+def test_every_storage_and_limiter_decides_identically(
     redis_server: RedisServer,
     algorithm: Algorithm,
     limit: int,
@@ -187,16 +192,28 @@ def test_memory_and_redis_decide_identically(
     redis = RedisStorage(redis_server.url, timeout=5.0)
     mem = RateLimiter(MemoryStorage(), [rule], clock=clock)
     red = RateLimiter(redis, [rule], clock=clock)
+    loop = LoopThread()
+    # the asyncio limiter on the same server, under its own hash tag (its own counters)
+    awaited = aio.RateLimiter(
+        aio.RedisStorage(redis_server.url, timeout=5.0),
+        [rule],
+        clock=clock,
+        hash_tag=lambda identity: "asyncio",
+    )
     try:
         for who, step, cost in traffic:
             clock.advance(step)
             identity = Identity(consumer=who)
             m, r = mem.hit(identity, cost=cost), red.hit(identity, cost=cost)
-            assert (m.allowed, m.remaining) == (r.allowed, r.remaining)
-            assert m.reset_at == pytest.approx(r.reset_at, abs=1e-6)
-            assert m.retry_after == pytest.approx(r.retry_after, abs=1e-6)
+            a = loop.run(awaited.hit(identity, cost=cost))
+            for other in (r, a):
+                assert (m.allowed, m.remaining) == (other.allowed, other.remaining)
+                assert m.reset_at == pytest.approx(other.reset_at, abs=1e-6)
+                assert m.retry_after == pytest.approx(other.retry_after, abs=1e-6)
     finally:
         redis.close()
+        loop.run(awaited.close())
+        loop.stop()
 
 
 # --- property: no window of length W admits more than limit + burst ---

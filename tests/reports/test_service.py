@@ -181,31 +181,84 @@ def test_a_broken_schedule_is_skipped_without_blocking_others(make_reports):
     assert env.service.get_schedule(env.org_id, fine["schedule_id"])["last_run_at"]
 
 
-def test_quota_holds_across_services_sharing_the_database(make_reports):
+def test_quota_holds_across_processes_sharing_redis(make_reports):
+    """Four limiters on one real redis-server (as four server processes would be), each
+    taking reports from four threads: the basic plan's 10 per day are granted exactly."""
     import threading
 
-    from meterline.reports import MetadbReportQuota
+    from meterline.ratelimit import RateLimiter, RedisStorage
+    from meterline.reports import LimiterReportQuota
+    from tests.ratelimit.redis_server import RedisServer
 
     env = make_reports()
-    quotas = [MetadbReportQuota(env.service.engine)]
-    from meterline.metadb import engine_from_url
+    server = RedisServer()
+    server.start()
+    try:
+        limiters = [
+            RateLimiter(RedisStorage(server.url, timeout=5.0), clock=env.clock) for _ in range(4)
+        ]
+        quotas = [LimiterReportQuota(limiter) for limiter in limiters]
+        granted: list[bool] = []
 
-    others = [engine_from_url(str(env.service.engine.url)) for _ in range(3)]
-    quotas += [MetadbReportQuota(e) for e in others]
-    granted: list[bool] = []
+        def take(quota) -> None:
+            for _ in range(5):
+                granted.append(quota.acquire(env.org_id, "basic").allowed)
 
-    def take(quota) -> None:
-        for _ in range(10):
-            granted.append(quota.acquire(env.org_id, 10, env.clock()).allowed)
+        threads = [threading.Thread(target=take, args=(q,)) for q in quotas for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert granted.count(True) == 10 and len(granted) == 80
+        refused = quotas[0].acquire(env.org_id, "basic")
+        assert (refused.allowed, refused.limit, refused.remaining) == (False, 10, 0)
+        assert not any(limiter.stats.storage_errors for limiter in limiters)
+        for limiter in limiters:
+            limiter.close()
+    finally:
+        server.stop()
 
-    threads = [threading.Thread(target=take, args=(q,)) for q in quotas]
+
+def test_report_quota_follows_rate_limit_overrides(make_reports):
+    from meterline.ratelimit import PlanBook, RateLimiter
+    from meterline.reports import LimiterReportQuota
+
+    env = make_reports()
+    book = PlanBook()
+    book.set_override(env.org_id, None, {"reports_per_day": 2})
+    env.service.quota = LimiterReportQuota(RateLimiter(plans=book, clock=env.clock))
+    for i in range(2):
+        env.service.generate(env.org_id, "enterprise", {**BODY, "name": f"Report {i:03d}"}, None)
+    with pytest.raises(QuotaExceededError) as caught:
+        env.service.generate(env.org_id, "enterprise", BODY, None)
+    assert caught.value.decision.limit == 2
+    book.set_override(env.org_id, None, {"reports_per_day": None})  # unlimited again
+    env.service.generate(env.org_id, "enterprise", BODY, None)
+    # another org on the same plan keeps the plan's own allowance (unlimited)
+    for _ in range(3):
+        env.service.generate(env.org_id + "_other", "enterprise", BODY, None)
+
+
+def test_a_refused_report_leaves_no_row_and_racing_replays_count_once(make_reports):
+    import threading
+
+    env = make_reports()
+    results: list[bool] = []
+
+    def same_key() -> None:
+        results.append(env.service.generate(env.org_id, "basic", BODY, "race-key")[1])
+
+    threads = [threading.Thread(target=same_key) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for e in others:
-        e.dispose()
-    assert granted.count(True) == 10 and len(granted) == 40
+    assert sorted(results) == [False] + [True] * 5  # one report, five replays
+    for i in range(9):  # the other nine of the day are still there
+        env.service.generate(env.org_id, "basic", {**BODY, "name": f"Report {i:03d}"}, None)
+    with pytest.raises(QuotaExceededError):
+        env.service.generate(env.org_id, "basic", BODY, None)
+    assert env.service.list(env.org_id, page=1, limit=100)["pagination"]["total_count"] == 10
 
 
 def test_layout_options_shape_the_document(make_reports):

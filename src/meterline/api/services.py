@@ -17,7 +17,13 @@ from meterline.planning import PlanningService
 from meterline.query import QueryService
 from meterline.ratelimit.service import RateLimitService
 from meterline.realtime import LiveWindows, StreamHub, TicketBook, seed_windows
-from meterline.reports import ArtifactStore, ReportRunner, ReportsConfig, ReportService
+from meterline.reports import (
+    ArtifactStore,
+    LimiterReportQuota,
+    ReportRunner,
+    ReportsConfig,
+    ReportService,
+)
 from meterline.store import Store, store_from_url
 from meterline.telemetry import Telemetry
 
@@ -106,6 +112,7 @@ class Services:
             clock,
             base_url=settings.public_url or f"http://{settings.host}:{settings.port}",
             config=ReportsConfig.from_env(),
+            quota=LimiterReportQuota(ratelimits.quotas),
         )
         report_runner = ReportRunner(reports, queries)
         report_runner.start()

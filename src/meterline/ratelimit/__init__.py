@@ -25,6 +25,10 @@ def __getattr__(name: str) -> object:
         from meterline.ratelimit.storage.redis import RedisStorage
 
         return RedisStorage
+    if name == "RedisClusterStorage":
+        from meterline.ratelimit.storage.redis import RedisClusterStorage
+
+        return RedisClusterStorage
     if name == "RateLimitMiddleware":
         from meterline.ratelimit.middleware import RateLimitMiddleware
 
@@ -47,6 +51,7 @@ __all__ = [
     "PlanBook",
     "RateLimitMiddleware",
     "RateLimiter",
+    "RedisClusterStorage",
     "RedisStorage",
     "Rule",
     "RuleState",

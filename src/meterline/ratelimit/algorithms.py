@@ -1,7 +1,7 @@
 """The counting algorithms as pure functions over a counter's state.
 
 Each function takes the stored state (``None`` when absent), a :class:`Check` and the
-time, and returns the :class:`Outcome`, the state to store if the decision consumes, and
+time, and returns the :class:`RuleState`, the state to store if the decision consumes, and
 when that state may be forgotten. The new state may be a callable ("commit step") that
 mutates the stored container in place and returns it, so logs stay ``O(1)`` per hit.
 ``resources/check_and_consume.lua`` is the same arithmetic for Redis, step for step
@@ -14,10 +14,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
-from meterline.ratelimit.rules import Algorithm
+from meterline.ratelimit.decision import RuleState
+from meterline.ratelimit.rules import Algorithm, Rule
 
 EPSILON = 1e-9
 """Float slack when turning a fractional allowance into whole units."""
@@ -37,37 +39,60 @@ class Check:
     window: float
     capacity: int
     cost: int
+    rule: Rule
     start: float = 0.0
     end: float = 0.0
+    step: Step = field(init=False, repr=False, compare=False)
+    encoded: Any = field(default=None, init=False, repr=False, compare=False)
+    """What a storage derived from this check once (the Redis storage: its packed bytes);
+    checks are reused by the limiter while their window lasts."""
+
+    def __post_init__(self) -> None:
+        self.step = STEPS[self.algorithm] if self.limit > 0 else deny_all
 
 
-class Outcome(NamedTuple):
-    """What one check decided: allowed, whole units left, when fully reset, when to retry."""
+_state: Callable[[tuple[Rule, int, bool, int, float, float]], RuleState] = partial(
+    tuple.__new__, RuleState
+)
+"""``RuleState`` from a ready tuple without its Python-level ``__new__`` (allowed paths
+are hot)."""
 
-    allowed: bool
-    remaining: int
-    reset_at: float
-    retry_after: float
-
-
-Step = Callable[[Any, Check, float, str], tuple[Outcome, Any, float]]
+Step = Callable[[Any, Check, float, str], tuple[RuleState, Any, float]]
 
 
 def _floor(value: float) -> int:
     return max(0, math.floor(value + EPSILON))
 
 
-def fixed_window(state: int | None, c: Check, now: float, token: str) -> tuple[Outcome, Any, float]:
+def fixed_window(
+    state: int | None, c: Check, now: float, token: str
+) -> tuple[RuleState, Any, float]:
     """A counter per window; allowed while ``count + cost <= limit``."""
     count = state or 0
     if count + c.cost <= c.limit:
-        return Outcome(True, c.limit - count - c.cost, c.end, 0.0), count + c.cost, c.end
-    return Outcome(False, max(0, c.limit - count), c.end, c.end - now), state, c.end
+        return (
+            _state((c.rule, c.limit, True, c.limit - count - c.cost, c.end, 0.0)),
+            count + c.cost,
+            c.end,
+        )
+    return (
+        RuleState(c.rule, c.limit, False, max(0, c.limit - count), c.end, c.end - now),
+        state,
+        c.end,
+    )
+
+
+def _log_commit(entries: deque[float], now: float, cost: int) -> deque[float]:
+    if cost == 1:
+        entries.append(now)
+    else:
+        entries.extend([now] * cost)
+    return entries
 
 
 def sliding_log(
     state: deque[float] | None, c: Check, now: float, token: str
-) -> tuple[Outcome, Any, float]:
+) -> tuple[RuleState, Any, float]:
     """Every admitted unit's time in the last ``window`` seconds; exact, ``O(limit)`` memory.
 
     Expired entries are dropped in place (that changes no decision); new entries are
@@ -79,22 +104,22 @@ def sliding_log(
         entries.popleft()
     n = len(entries)
     if n + c.cost <= c.limit:
-
-        def commit() -> deque[float]:
-            entries.extend([now] * c.cost)
-            return entries
-
-        return Outcome(True, c.limit - n - c.cost, now + c.window, 0.0), commit, now + c.window
+        commit = partial(_log_commit, entries, now, c.cost)
+        return (
+            _state((c.rule, c.limit, True, c.limit - n - c.cost, now + c.window, 0.0)),
+            commit,
+            now + c.window,
+        )
     # ``k`` oldest entries must leave the window before ``cost`` more fit.
     k = n + c.cost - c.limit
     retry = c.window if c.cost > c.limit else entries[k - 1] + c.window - now
     reset = entries[-1] + c.window if n else now + c.window
-    return Outcome(False, max(0, c.limit - n), reset, retry), state, reset
+    return RuleState(c.rule, c.limit, False, max(0, c.limit - n), reset, retry), state, reset
 
 
 def sliding_window(
     state: tuple[int, int, int] | None, c: Check, now: float, token: str
-) -> tuple[Outcome, Any, float]:
+) -> tuple[RuleState, Any, float]:
     """Two fixed windows, the previous one weighted by how much of it still overlaps."""
     w = c.window
     index = math.floor(now / w)
@@ -110,7 +135,11 @@ def sliding_window(
     expires = start + 2 * w
     if estimate + c.cost <= c.limit:
         remaining = _floor(c.limit - estimate - c.cost)
-        return Outcome(True, remaining, expires, 0.0), (index, cur + c.cost, prev), expires
+        return (
+            _state((c.rule, c.limit, True, remaining, expires, 0.0)),
+            (index, cur + c.cost, prev),
+            expires,
+        )
     if c.cost > c.limit:
         retry = expires - now
     elif cur + c.cost <= c.limit and prev > 0:
@@ -120,12 +149,16 @@ def sliding_window(
     else:
         retry = start + w + max(0.0, w * (1 - (c.limit - c.cost) / cur)) - now
     reset = expires if cur > 0 else start + w
-    return Outcome(False, _floor(c.limit - estimate), reset, max(0.0, retry)), state, expires
+    return (
+        RuleState(c.rule, c.limit, False, _floor(c.limit - estimate), reset, max(0.0, retry)),
+        state,
+        expires,
+    )
 
 
 def token_bucket(
     state: tuple[float, float] | None, c: Check, now: float, token: str
-) -> tuple[Outcome, Any, float]:
+) -> tuple[RuleState, Any, float]:
     """``capacity`` tokens refilled at ``limit / window`` per second; a unit takes one."""
     rate = c.limit / c.window
     if state is None:
@@ -135,13 +168,13 @@ def token_bucket(
     if tokens >= c.cost:
         left = tokens - c.cost
         reset = now + (c.capacity - left) / rate
-        return Outcome(True, _floor(left), reset, 0.0), (left, now), reset
+        return _state((c.rule, c.limit, True, _floor(left), reset, 0.0)), (left, now), reset
     retry = (c.cost - tokens) / rate if c.cost <= c.capacity else c.window
     reset = now + (c.capacity - tokens) / rate
-    return Outcome(False, _floor(tokens), reset, retry), state, reset
+    return RuleState(c.rule, c.limit, False, _floor(tokens), reset, retry), state, reset
 
 
-def gcra(state: float | None, c: Check, now: float, token: str) -> tuple[Outcome, Any, float]:
+def gcra(state: float | None, c: Check, now: float, token: str) -> tuple[RuleState, Any, float]:
     """The generic cell rate algorithm: one theoretical arrival time per counter."""
     interval = c.window / c.limit
     tolerance = c.capacity * interval
@@ -150,9 +183,9 @@ def gcra(state: float | None, c: Check, now: float, token: str) -> tuple[Outcome
     allow_at = new_tat - tolerance
     if now >= allow_at - EPSILON:
         remaining = _floor((tolerance - (new_tat - now)) / interval)
-        return Outcome(True, remaining, new_tat, 0.0), new_tat, new_tat
+        return _state((c.rule, c.limit, True, remaining, new_tat, 0.0)), new_tat, new_tat
     remaining = _floor((tolerance - (tat - now)) / interval)
-    return Outcome(False, remaining, tat, allow_at - now), state, tat
+    return RuleState(c.rule, c.limit, False, remaining, tat, allow_at - now), state, tat
 
 
 CONCURRENCY_RETRY = 1.0
@@ -161,7 +194,7 @@ CONCURRENCY_RETRY = 1.0
 
 def concurrency(
     state: dict[str, float] | None, c: Check, now: float, token: str
-) -> tuple[Outcome, Any, float]:
+) -> tuple[RuleState, Any, float]:
     """Leases held by requests in flight; each expires after ``window`` if never released."""
     leases: dict[str, float] = {} if state is None else state
     for key in [k for k, t in leases.items() if t <= now]:
@@ -173,9 +206,9 @@ def concurrency(
             leases[token] = now + c.window
             return leases
 
-        return Outcome(True, c.limit - n - 1, now, 0.0), commit, now + c.window
+        return _state((c.rule, c.limit, True, c.limit - n - 1, now, 0.0)), commit, now + c.window
     expires = max(leases.values()) if leases else now + c.window
-    return Outcome(False, 0, now, CONCURRENCY_RETRY), state, expires
+    return RuleState(c.rule, c.limit, False, 0, now, CONCURRENCY_RETRY), state, expires
 
 
 STEPS: dict[Algorithm, Step] = {
@@ -188,9 +221,12 @@ STEPS: dict[Algorithm, Step] = {
 }
 
 
-def evaluate(state: Any, c: Check, now: float, token: str) -> tuple[Outcome, Any, float]:
-    """Run ``c``'s algorithm; a limit of 0 denies everything for one window."""
-    if c.limit <= 0:
-        end = c.end if c.algorithm is Algorithm.FIXED_WINDOW else now + c.window
-        return Outcome(False, 0, end, end - now), state, end
-    return STEPS[c.algorithm](state, c, now, token)
+def deny_all(state: Any, c: Check, now: float, token: str) -> tuple[RuleState, Any, float]:
+    """A limit of 0 denies everything for one window."""
+    end = c.end if c.algorithm is Algorithm.FIXED_WINDOW else now + c.window
+    return RuleState(c.rule, c.limit, False, 0, end, end - now), state, end
+
+
+def evaluate(state: Any, c: Check, now: float, token: str) -> tuple[RuleState, Any, float]:
+    """Run ``c``'s algorithm (see :func:`deny_all` for a limit of 0)."""
+    return c.step(state, c, now, token)

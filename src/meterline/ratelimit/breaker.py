@@ -30,6 +30,9 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._probing = False
         self.opened = 0
+        self.clean = True
+        """True while no failure was seen since the last success: the breaker is closed
+        and callers may skip :meth:`allow` and :meth:`success` (the hot path)."""
 
     @property
     def state(self) -> str:
@@ -60,10 +63,12 @@ class CircuitBreaker:
             self._failures = 0
             self._opened_at = None
             self._probing = False
+            self.clean = True
 
     def failure(self) -> None:
         """Record a failed call: may open (or re-open) the breaker."""
         with self._lock:
+            self.clean = False
             self._failures += 1
             if self._probing or self._failures >= self.threshold:
                 if self._opened_at is None or self._probing:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from meterline.ratelimit.rules import Rule
 
 
-@dataclass(slots=True)
-class RuleState:
+# Both are named tuples: built on every decision, they must cost next to nothing.
+class RuleState(NamedTuple):
     """One rule's view of a request: its (effective) limit and what is left of it."""
 
     rule: Rule
@@ -20,9 +21,8 @@ class RuleState:
     retry_after: float
 
 
-@dataclass(slots=True)
-class Decision:
-    """The answer for one request (treat it as read-only).
+class Decision(NamedTuple):
+    """The answer for one request (read-only).
 
     ``rule`` is the rule that decided: on a denial the denying rule with the longest wait,
     otherwise the rule with the least left (``None`` when no rule applied). ``limit``,
@@ -57,7 +57,7 @@ class Decision:
         return "RATE_LIMIT_EXCEEDED"
 
 
-def choose(states: list[RuleState]) -> RuleState | None:
+def choose(states: Sequence[RuleState]) -> RuleState | None:
     """The state that speaks for a decision (see :class:`Decision`)."""
     if len(states) == 1:
         return states[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from meterline.ratelimit.core import CIRCUIT_OPEN, LimiterCore, Prepared, log
+from meterline.ratelimit.core import CIRCUIT_OPEN, LimiterCore, Prepared
 from meterline.ratelimit.decision import Decision
 from meterline.ratelimit.exemptions import Exemption
 from meterline.ratelimit.plans import Plan
@@ -39,20 +39,19 @@ class RateLimiter(LimiterCore):
         self.storage = storage
         super().__init__(rules, **options)
 
-    def _run(self, p: Prepared, consume: bool) -> Decision:
+    def _run(self, now: float, p: Prepared, consume: bool) -> Decision:
         if not p.checks:
-            return self.decide(p, True, [])
-        if not self.breaker.allow():
-            return self.fallback(p, CIRCUIT_OPEN)
+            return self.decide(p, now, True, ())
+        breaker = self.breaker
+        if not breaker.clean and not breaker.allow():
+            return self.fallback(p, now, CIRCUIT_OPEN)
         try:
-            allowed, outcomes = self.storage.apply(p.now, p.checks, p.token, consume)
+            allowed, states = self.storage.apply(now, p.checks, p.token, consume)
         except StorageError as exc:
-            self.stats.storage_errors += 1
-            self.breaker.failure()
-            log.warning("rate-limit storage error: %s (%s)", exc, exc.details)
-            return self.fallback(p, "storage error")
-        self.breaker.success()
-        return self.decide(p, allowed, outcomes)
+            return self.failed(p, now, exc)
+        if not breaker.clean:
+            breaker.success()
+        return self.decide(p, now, allowed, states)
 
     def hit(
         self,
@@ -63,19 +62,26 @@ class RateLimiter(LimiterCore):
         exemption: Exemption | None = None,
     ) -> Decision:
         """Decide a request and, if every rule allows it, consume ``cost`` from each."""
-        return self._run(self.prepare(self.targets(identity, plan), cost, exemption), True)
+        now, p = self.prepare_request(identity, plan, cost, exemption)
+        if p.checks and self.breaker.clean:  # the hot path of :meth:`_run`
+            try:
+                allowed, states = self.storage.apply(now, p.checks, p.token, True)
+            except StorageError as exc:
+                return self.failed(p, now, exc)
+            return self.decide(p, now, allowed, states)
+        return self._run(now, p, True)
 
     def peek(
         self, identity: Identity, *, cost: int = 1, plan: Plan | str | None = None
     ) -> Decision:
         """What :meth:`hit` would decide, without consuming anything."""
-        return self._run(self.prepare(self.targets(identity, plan), cost, None), False)
+        return self._run(*self.prepare_request(identity, plan, cost, None), False)
 
     def check_rules(
         self, identity: Identity, rules: Sequence[Rule], *, cost: int = 1, consume: bool = True
     ) -> Decision:
         """Decide against exactly ``rules`` (those that apply to ``identity``)."""
-        return self._run(self.prepare(self.resolve(identity, rules), cost, None), consume)
+        return self._run(*self.prepare(self.resolve(identity, rules), cost, None), consume)
 
     def consume_quota(
         self,

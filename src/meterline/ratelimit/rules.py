@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from fnmatch import translate
+from typing import NamedTuple
 
 from meterline.errors import ConfigurationError
 
@@ -41,12 +42,12 @@ class FailurePolicy(StrEnum):
 IDENTITY_FIELDS = ("org", "consumer", "ip", "endpoint")
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """Who is asking and for what: the fields rules key their counters by.
 
     ``endpoint`` is the request path (matched against ``Rule.match``); ``plan`` names the
-    plan whose rules apply on top of the limiter's own rules.
+    plan whose rules apply on top of the limiter's own rules. A named tuple: immutable,
+    and hashed in C, since identities key the limiter's rule cache.
     """
 
     org: str | None = None
@@ -88,6 +89,8 @@ class Rule:
     adaptive: bool = False
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _everywhere: bool = field(init=False, repr=False, compare=False)
+    key_head: str = field(init=False, repr=False, compare=False)
+    """``name:algorithm:``, the start of this rule's counter keys after the hash tag."""
 
     def __post_init__(self) -> None:
         # accept plain strings from config files: "gcra", "day", "closed"
@@ -112,6 +115,7 @@ class Rule:
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
         everywhere = not self.per and self.match == "*" and not self.methods
         object.__setattr__(self, "_everywhere", everywhere)
+        object.__setattr__(self, "key_head", f"{self.name}:{self.algorithm.value}:")
 
     def applies(self, identity: Identity) -> bool:
         """Whether this rule counts a request from ``identity``."""
@@ -126,7 +130,10 @@ class Rule:
 
     def subject(self, identity: Identity) -> str:
         """The counter's identity part of the key, e.g. ``org=acme|ip=10.0.0.1``."""
-        return "|".join(f"{name}={getattr(identity, name)}" for name in self.per) or "*"
+        per = self.per
+        if len(per) == 1:
+            return f"{per[0]}={getattr(identity, per[0])}"
+        return "|".join(f"{name}={getattr(identity, name)}" for name in per) or "*"
 
     def span(self, now: float) -> tuple[float, float]:
         """The fixed window ``[start, end)`` holding ``now`` (calendar for periods)."""

@@ -21,11 +21,14 @@ from meterline.clock import Clock, system_clock
 from meterline.ratelimit import tables
 from meterline.ratelimit.adaptive import AdaptiveFactor
 from meterline.ratelimit.aio.limiter import RateLimiter
+from meterline.ratelimit.aio.storage import MemoryStorage as AioMemoryStorage
 from meterline.ratelimit.decision import Decision
 from meterline.ratelimit.errors import ensure_allowed
 from meterline.ratelimit.exemptions import ExemptionSigner
+from meterline.ratelimit.limiter import RateLimiter as SyncRateLimiter
 from meterline.ratelimit.plans import PlanBook, validate_override
 from meterline.ratelimit.rules import Algorithm, Rule
+from meterline.ratelimit.storage import Storage, storage_from_url
 
 ANONYMOUS_RULE = Rule("anonymous-ip", 300, 60, Algorithm.SLIDING_WINDOW, per=("ip",))
 """Requests without valid credentials (e.g. token requests) are limited per client IP."""
@@ -65,6 +68,8 @@ class RateLimitService:
         self.limiter = RateLimiter(
             storage_url, [ANONYMOUS_RULE], plans=self.book, clock=clock, adaptive=adaptive
         )
+        self.quotas = SyncRateLimiter(self._sync_storage(storage_url), plans=self.book, clock=clock)
+        """For synchronous callers (report generation): same plans, same counters."""
         self.exemptions = ExemptionSigner(self._secret(), clock)
         self.refused = Counter(
             "meterline_ratelimit_refused_total",
@@ -85,6 +90,14 @@ class RateLimitService:
             registry=registry,
         )
         factor.set_function(lambda: adaptive.value if adaptive is not None else 1.0)
+
+    def _sync_storage(self, storage_url: str) -> Storage:
+        # The counters of the asyncio limiter, seen from sync code: the very dict in
+        # memory, or the same Redis (keys are the same in both limiters).
+        storage = self.limiter.storage
+        if isinstance(storage, AioMemoryStorage):
+            return storage.sync
+        return storage_from_url(storage_url)
 
     def _secret(self) -> str:
         md = server_secrets
@@ -162,5 +175,6 @@ class RateLimitService:
         return [o for o in self.book.overrides() if org_id is None or o["org_id"] == org_id]
 
     async def close(self) -> None:
-        """Close the limiter's storage."""
+        """Close the limiters' storages."""
         await self.limiter.close()
+        self.quotas.close()

@@ -12,7 +12,7 @@ from meterline.reports.artifacts import ArtifactStore
 from meterline.reports.config import ReportsConfig
 from meterline.reports.cron import CronSchedule
 from meterline.reports.quota import (
-    MetadbReportQuota,
+    LimiterReportQuota,
     QuotaDecision,
     QuotaExceededError,
     ReportQuota,
@@ -26,7 +26,7 @@ __all__ = [
     "ArtifactStore",
     "CronSchedule",
     "Download",
-    "MetadbReportQuota",
+    "LimiterReportQuota",
     "QuotaDecision",
     "QuotaExceededError",
     "ReportQuota",

@@ -1,4 +1,9 @@
-"""Reports per day per org, behind a small interface so a rate limiter can back it later."""
+"""Reports per day per org: the plan's ``reports`` quota of the rate limiter.
+
+The count lives where the API's rate limits live (memory, or Redis shared by every
+server process), as a fixed window over the UTC day, so plan overrides made through
+``/v2/admin/ratelimits`` (``reports_per_day``) apply to reports too.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
-
 from meterline import errors
-from meterline.reports.tables import quota_usage
+from meterline.ratelimit import RateLimiter
+from meterline.ratelimit.plans import REPORTS_QUOTA
 
 
 class QuotaExceededError(errors.QuotaExceededError):
@@ -40,19 +43,19 @@ class QuotaDecision:
 
 
 class ReportQuota(Protocol):
-    """Counts reports per org per UTC day against a plan's allowance.
+    """Counts reports per org per UTC day against its plan's allowance.
 
-    ``acquire`` consumes one unit atomically (across processes) when it allows; it is
-    called just before a report is recorded, and never for an idempotent replay. A rate
-    limiter's quota can implement it as a daily fixed window.
+    ``acquire`` consumes one unit atomically (across processes sharing the storage) when
+    it allows; it is called just before a report is recorded, and never for an idempotent
+    replay.
 
     Example:
-        >>> decision = quota.acquire("org_1", limit=10, now=time.time())  # doctest: +SKIP
-        >>> decision.allowed
-        True
+        >>> decision = quota.acquire("org_1", "basic")  # doctest: +SKIP
+        >>> decision.allowed, decision.limit
+        (True, 10)
     """
 
-    def acquire(self, org_id: str, limit: int | None, now: float) -> QuotaDecision:
+    def acquire(self, org_id: str, plan: str) -> QuotaDecision:
         """Consume one of ``org_id``'s reports for today, or refuse."""
         ...
 
@@ -64,39 +67,22 @@ def day_bounds(now: float) -> tuple[float, float]:
     return start.timestamp(), (start + timedelta(days=1)).timestamp()
 
 
-class MetadbReportQuota:
-    """A per-org, per-UTC-day counter in the metadata database.
+class LimiterReportQuota:
+    """:class:`ReportQuota` on a rate limiter's per-day ``reports`` quota.
 
-    ``acquire`` consumes one unit with a conditional ``UPDATE … SET used = used + 1 WHERE
-    used < limit``, which is atomic in SQLite and PostgreSQL alike, so processes sharing
-    the database never grant more than the limit between them.
+    ``limiter`` must know the plans (its plan book, with any overrides); a plan without a
+    ``reports`` quota (enterprise) is unlimited. When the limiter's storage is down, the
+    quota rule's failure policy decides (open by default: reports are not refused because
+    Redis is).
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
 
-    def acquire(self, org_id: str, limit: int | None, now: float) -> QuotaDecision:
+    def acquire(self, org_id: str, plan: str) -> QuotaDecision:
         """See :class:`ReportQuota`."""
-        start, end = day_bounds(now)
-        day = datetime.fromtimestamp(start, tz=UTC).strftime("%Y-%m-%d")
-        key = (quota_usage.c.org_id == org_id) & (quota_usage.c.day == day)
-        for _ in range(2):
-            with self.engine.begin() as conn:
-                step = update(quota_usage).where(key).values(used=quota_usage.c.used + 1)
-                if limit is not None:
-                    step = step.where(quota_usage.c.used < limit)
-                if conn.execute(step).rowcount == 1:
-                    used = conn.execute(select(quota_usage.c.used).where(key)).scalar_one()
-                    return QuotaDecision(True, limit, int(used), end)
-                found = conn.execute(select(quota_usage.c.used).where(key)).scalar_one_or_none()
-                if found is not None:
-                    return QuotaDecision(False, limit, int(found), end)
-                if limit is not None and limit < 1:
-                    return QuotaDecision(False, limit, 0, end)
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(quota_usage.insert().values(org_id=org_id, day=day, used=1))
-                return QuotaDecision(True, limit, 1, end)
-            except IntegrityError:
-                continue  # another process opened today's counter first; count on it
-        return QuotaDecision(False, limit, limit or 0, end)
+        decision = self.limiter.consume_quota(org_id, REPORTS_QUOTA, plan)
+        if decision.rule is None:  # no quota on this plan
+            return QuotaDecision(True, None, 0, day_bounds(self.limiter.clock())[1])
+        used = decision.limit - decision.remaining
+        return QuotaDecision(decision.allowed, decision.limit, used, decision.reset_at)

@@ -17,13 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 from meterline.clock import Clock
 from meterline.errors import ConflictError, NotFoundError, ValidationError
-from meterline.plans import plan_limits
 from meterline.query import parse_instant
+from meterline.ratelimit import RateLimiter
 from meterline.reports.artifacts import ArtifactStore
 from meterline.reports.config import ReportsConfig
 from meterline.reports.cron import CronSchedule, cron_for
 from meterline.reports.links import LinkSigner, link_key
-from meterline.reports.quota import MetadbReportQuota, QuotaExceededError, ReportQuota
+from meterline.reports.quota import LimiterReportQuota, QuotaExceededError, ReportQuota
 from meterline.reports.renderers import MEDIA_TYPES
 from meterline.reports.scheduler import new_report_id, report_row
 from meterline.reports.spec import parse_spec
@@ -75,7 +75,8 @@ class ReportService:
         self.clock = clock
         self.base_url = base_url.rstrip("/")
         self.config = config
-        self.quota: ReportQuota = quota or MetadbReportQuota(engine)
+        # without a shared one, the rate limiter's quota counted in this process
+        self.quota: ReportQuota = quota or LimiterReportQuota(RateLimiter(clock=clock))
         self.signer = LinkSigner(link_key(engine))
 
     def now(self) -> datetime:
@@ -190,15 +191,7 @@ class ReportService:
         template_id = body.get("template_id")
         known = isinstance(template_id, str) and self.template(org_id, template_id) is not None
         spec = parse_spec(body, now=self.now(), known_template=known)
-        limit = plan_limits(plan).reports_per_day
         now = self.clock()
-        decision = self.quota.acquire(org_id, limit, now)
-        if not decision.allowed:
-            raise QuotaExceededError(
-                f"the {plan} plan allows {limit} reports per day",
-                decision=decision,
-                details=f"The allowance resets at {at(decision.reset_at)}.",
-            )
         row = report_row(
             report_id=new_report_id(),
             org_id=org_id,
@@ -210,7 +203,17 @@ class ReportService:
         )
         try:
             with self.engine.begin() as conn:
+                # Insert first, count second, in one transaction: a request that loses a
+                # race for its Idempotency-Key fails on the insert and is answered as a
+                # replay without being counted; a refused one leaves no row behind.
                 conn.execute(reports.insert().values(row))
+                decision = self.quota.acquire(org_id, plan)
+                if not decision.allowed:
+                    raise QuotaExceededError(
+                        f"the {plan} plan allows {decision.limit} reports per day",
+                        decision=decision,
+                        details=f"The allowance resets at {at(decision.reset_at)}.",
+                    )
         except IntegrityError:
             # the same key won a race in another request; answer with its report
             found = self._by_key(org_id, idempotency_key or "")

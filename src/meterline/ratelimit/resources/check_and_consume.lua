@@ -88,12 +88,12 @@ for i = 1, #KEYS do
   elseif algo == "sliding_window" then
     local index = math.floor(now / window)
     local cur, prev = 0, 0
-    local held = redis.call("HMGET", key, "i", "c")
+    local held = redis.call("HMGET", key, "i", "c", "p")
     if held[1] then
       local si = tonumber(held[1])
       if si == index then
         cur = tonumber(held[2])
-        prev = tonumber(redis.call("HGET", key, "p"))
+        prev = tonumber(held[3])
       elseif si == index - 1 then
         prev = tonumber(held[2])
       end

@@ -1,4 +1,5 @@
-"""Rate-limit storages, chosen by URL scheme: ``memory://``, ``redis://``, ``rediss://``."""
+"""Rate-limit storages, chosen by URL scheme: ``memory://``, ``redis://``, ``rediss://``,
+``redis+cluster://``."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ def storage_from_url(url: str, **options: Any) -> Storage:
     scheme = urlsplit(url).scheme
     if scheme in MemoryStorage.SCHEMES:
         return MemoryStorage(url)
-    from meterline.ratelimit.storage.redis import RedisStorage
+    from meterline.ratelimit.storage.redis import RedisClusterStorage, RedisStorage
 
     if scheme in RedisStorage.SCHEMES:
         return RedisStorage(url, **options)
+    if scheme in RedisClusterStorage.SCHEMES:
+        return RedisClusterStorage(url, **options)
     raise ConfigurationError(f"no rate-limit storage for scheme {scheme!r}")

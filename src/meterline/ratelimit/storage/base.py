@@ -6,7 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from meterline.errors import MeterlineError
-from meterline.ratelimit.algorithms import Check, Outcome
+from meterline.ratelimit.algorithms import Check
+from meterline.ratelimit.decision import RuleState
 
 
 class StorageError(MeterlineError):
@@ -30,11 +31,14 @@ class Storage(ABC):
     """
 
     SCHEMES: tuple[str, ...] = ()
+    NAMES_LOG_ENTRIES = True
+    """Whether sliding-log entries need the decision token as a unique name (Redis
+    sorted-set members do; the memory storage keeps bare timestamps)."""
 
     @abstractmethod
     def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
-    ) -> tuple[bool, list[Outcome]]:
+    ) -> tuple[bool, Sequence[RuleState]]:
         """Evaluate ``checks`` at ``now``; consume from all of them iff all allow.
 
         ``token`` is unique per decision (it names concurrency leases). Raises

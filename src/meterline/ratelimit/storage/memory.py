@@ -2,66 +2,100 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from meterline.ratelimit.algorithms import Check, Outcome, evaluate
+from meterline.ratelimit.algorithms import Check
+from meterline.ratelimit.decision import RuleState
 from meterline.ratelimit.storage.base import Storage
-
-_SWEEP_BUCKET = 1.0
-"""Expiry granularity in seconds: keys are forgotten by the second they expire in."""
 
 
 class MemoryStorage(Storage):
     """Counters in a dict under one lock; expired counters are dropped incrementally.
 
-    Expiry is bucketed by second, so dropping old counters costs time proportional to what
-    expires, never a rescan of every key.
+    Each counter is held as a two-item list ``[expires, state]`` updated in place. Expiry
+    is bucketed by whole second, so dropping old counters costs time proportional to what
+    expires, never a rescan of every key. One lock for the whole storage keeps a
+    multi-tier decision atomic without ordering several locks; it is held for a few
+    microseconds per decision.
     """
 
     SCHEMES = ("memory",)
+    NAMES_LOG_ENTRIES = False
 
     def __init__(self, url: str = "memory://") -> None:
         self._lock = threading.Lock()
-        self._state: dict[str, tuple[float, Any]] = {}
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+        self._state: dict[str, list[Any]] = {}
         self._buckets: dict[int, set[str]] = {}
         self._swept = -1
+        self._sweep_at = -1.0
 
     def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
-    ) -> tuple[bool, list[Outcome]]:
+    ) -> tuple[bool, Sequence[RuleState]]:
         """See :meth:`Storage.apply`; atomic under the storage's lock."""
-        with self._lock:
-            self._sweep(now)
-            outcomes: list[Outcome] = []
-            updates: list[tuple[str, Any, float]] = []
+        state = self._state
+        # acquire/release rather than ``with``: measurably cheaper on this hot path
+        self._acquire()
+        try:
+            if now >= self._sweep_at:
+                self._sweep(now)
+            if len(checks) == 1:  # the common case, without the bookkeeping of several
+                check = checks[0]
+                held = state.get(check.key)
+                if held is None:
+                    answer, new, expires = check.step(None, check, now, token)
+                elif held[0] > now:
+                    answer, new, expires = check.step(held[1], check, now, token)
+                else:
+                    answer, new, expires = check.step(None, check, now, token)
+                if answer[2] and consume:
+                    if callable(new):
+                        new = new()
+                    if held is not None and (held[0] == expires or int(held[0]) == int(expires)):
+                        held[0] = expires  # same expiry bucket: update in place
+                        held[1] = new
+                    else:
+                        self._put(check.key, held, new, expires)
+                return answer[2], (answer,)
+            states: list[RuleState] = []
+            updates: list[tuple[str, Any, Any, float]] = []
             allowed = True
-            state = self._state
             for check in checks:
                 held = state.get(check.key)
                 current = held[1] if held is not None and held[0] > now else None
-                outcome, new, expires = evaluate(current, check, now, token)
-                outcomes.append(outcome)
-                allowed = allowed and outcome.allowed
-                updates.append((check.key, new, expires))
+                answer, new, expires = check.step(current, check, now, token)
+                states.append(answer)
+                allowed = allowed and answer[2]
+                updates.append((check.key, held, new, expires))
             if allowed and consume:
-                for key, new, expires in updates:
-                    self._put(key, new() if callable(new) else new, expires)
-            return allowed, outcomes
+                for key, held, new, expires in updates:
+                    self._put(key, held, new() if callable(new) else new, expires)
+            return allowed, states
+        finally:
+            self._release()
 
-    def _put(self, key: str, value: Any, expires: float) -> None:
-        old = self._state.get(key)
-        self._state[key] = (expires, value)
-        bucket = math.floor(expires / _SWEEP_BUCKET)
-        if old is None or math.floor(old[0] / _SWEEP_BUCKET) != bucket:
-            self._buckets.setdefault(bucket, set()).add(key)
+    def _put(self, key: str, held: list[Any] | None, value: Any, expires: float) -> None:
+        # times are positive, so int() is the floor: the expiry bucket (a second)
+        if held is None:
+            self._state[key] = [expires, value]
+        else:
+            old = held[0]
+            held[0] = expires
+            held[1] = value
+            if int(old) == int(expires):
+                return  # already filed in this bucket
+        bucket = self._buckets.get(int(expires))
+        if bucket is None:
+            self._buckets[int(expires)] = {key}
+        else:
+            bucket.add(key)
 
     def _sweep(self, now: float) -> None:
-        current = math.floor(now / _SWEEP_BUCKET)
-        if current <= self._swept:
-            return
+        current = int(now)
         if self._swept < 0 or current - self._swept > len(self._buckets):
             due = [b for b in self._buckets if b < current]
         else:
@@ -72,6 +106,7 @@ class MemoryStorage(Storage):
                 if held is not None and held[0] <= now:
                     del self._state[key]
         self._swept = current
+        self._sweep_at = current + 1.0
 
     def release(self, key: str, token: str) -> None:
         """See :meth:`Storage.release`."""
@@ -86,6 +121,7 @@ class MemoryStorage(Storage):
             self._state.clear()
             self._buckets.clear()
             self._swept = -1
+            self._sweep_at = -1.0
 
     def __len__(self) -> int:
         return len(self._state)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from meterline.ratelimit.algorithms import Check, Outcome
+from meterline.ratelimit.algorithms import Check
+from meterline.ratelimit.decision import RuleState
 
 
 class Storage(ABC):
@@ -17,11 +18,14 @@ class Storage(ABC):
     """
 
     SCHEMES: tuple[str, ...] = ()
+    NAMES_LOG_ENTRIES = True
+    """Whether sliding-log entries need the decision token as a unique name (Redis
+    sorted-set members do; the memory storage keeps bare timestamps)."""
 
     @abstractmethod
     async def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
-    ) -> tuple[bool, list[Outcome]]:
+    ) -> tuple[bool, Sequence[RuleState]]:
         """Evaluate ``checks``; consume from all iff all allow. Raises ``StorageError``."""
 
     @abstractmethod

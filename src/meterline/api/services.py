@@ -15,6 +15,7 @@ from meterline.metadb import engine_from_url, migrate
 from meterline.query import QueryService
 from meterline.ratelimit.service import RateLimitService
 from meterline.realtime import LiveWindows, StreamHub, TicketBook, seed_windows
+from meterline.realtime.relay import Relay
 from meterline.reports import ArtifactStore, ReportRunner, ReportsConfig, ReportService
 from meterline.store import Store, store_from_url
 from meterline.telemetry import Telemetry
@@ -92,8 +93,21 @@ class Services:
             adaptive_latency_ms=settings.ratelimit_adaptive_latency_ms,
             registry=telemetry.registry,
         )
+        epoch = secrets.token_hex(6)
+        relay = None
+        if settings.stream_redis_url:
+            relay = Relay(
+                settings.stream_redis_url, windows, epoch, clock, registry=telemetry.registry
+            )
+            writer.listeners.append(relay.add_rows)
         hub = StreamHub(
-            windows, queries, clock, registry=telemetry.registry, epoch=secrets.token_hex(6)
+            windows,
+            queries,
+            clock,
+            registry=telemetry.registry,
+            epoch=epoch,
+            relay=relay,
+            revoked=auth.client_revoked,
         )
         reports = ReportService(
             engine,

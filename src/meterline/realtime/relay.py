@@ -32,7 +32,11 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from meterline.clock import Clock, system_clock
 from meterline.realtime.sketch import LatencySketch
@@ -43,6 +47,9 @@ log = logging.getLogger(__name__)
 ORG_PREFIX = "meterline:live:org:"
 CONTROL_CHANNEL = "meterline:live:control"
 PUBLISH_INTERVAL = 0.25
+HEAD_INTERVAL = 1.0
+"""Seconds between a node's announcements of its last published sequence, so peers
+notice what they missed even when the node has nothing new to publish."""
 GAP_PATIENCE = 1.0
 """Seconds a hole in a node's sequence may stay open before a replay is requested."""
 RING_BYTES = 64 * 1024 * 1024
@@ -175,6 +182,7 @@ class Relay:
         self._tasks: list[asyncio.Task[None]] = []
         self._publish_down = False
         self._last_published = 0
+        self._hello_due = False
         self._replays: set[asyncio.Task[None]] = set()
         r = registry or CollectorRegistry()
         self.m_published = Counter(
@@ -194,8 +202,14 @@ class Relay:
 
     async def start(self) -> None:
         """Connect lazily and start the publish and subscribe loops."""
+        # Retries re-open pooled connections that a Redis restart left dead.
         self._client = aioredis.Redis.from_url(
-            self.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=5
+            self.url,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=5,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._publish_loop()), loop.create_task(self._listen())]
@@ -251,9 +265,16 @@ class Relay:
             self._ring_bytes -= len(self.ring.popleft()[2])
 
     async def _publish_loop(self) -> None:
+        last_head = 0.0
         while True:
             try:
                 await self._flush()
+                now = self.clock()
+                if self._last_published and now - last_head >= HEAD_INTERVAL:
+                    last_head = now
+                    await self._client_publish_control(
+                        {"k": "head", "o": self.node_id, "s": self._last_published}
+                    )
                 if self._publish_down:
                     log.info("live relay: publishing to Redis again")
                 self._publish_down = False
@@ -263,11 +284,14 @@ class Relay:
                 self._publish_down = True
             await asyncio.sleep(PUBLISH_INTERVAL)
 
+    async def _client_publish_control(self, message: dict[str, Any]) -> None:
+        assert self._client is not None
+        await self._client.publish(CONTROL_CHANNEL, msgspec.msgpack.encode(message))
+
     async def publish_control(self, message: dict[str, Any]) -> bool:
         """Send a control message to every node (this one included); False if Redis is down."""
-        assert self._client is not None
         try:
-            await self._client.publish(CONTROL_CHANNEL, msgspec.msgpack.encode(message))
+            await self._client_publish_control(message)
         except (RedisError, OSError) as exc:
             log.warning("live relay: control message not sent (%s)", exc)
             return False
@@ -307,6 +331,11 @@ class Relay:
                     if message is not None:
                         await self._on_message(message)
                         delay = BACKOFF_MIN
+                    if self._hello_due:
+                        # Said until it gets through: peers replay what we missed.
+                        known = {o: p.watermark for o, p in self.progress.items()}
+                        hello = {"k": "hello", "o": self.node_id, "known": known}
+                        self._hello_due = not await self.publish_control(hello)
                     await self._ask_for_gaps()
             except asyncio.CancelledError:
                 raise
@@ -330,8 +359,7 @@ class Relay:
                 self.subscribed.set()
                 self.m_connected.set(1)
                 log.info("live relay: subscribed to Redis")
-                known = {o: p.watermark for o, p in self.progress.items()}
-                await self.publish_control({"k": "hello", "o": self.node_id, "known": known})
+                self._hello_due = True
             return
         if kind not in ("message", "pmessage"):
             return
@@ -390,6 +418,10 @@ class Relay:
             task.add_done_callback(self._replays.discard)
         elif kind == "floor" and body.get("o") != self.node_id:
             self.progress.setdefault(str(body["o"]), _Progress()).raise_floor(int(body["s"]))
+        elif kind == "head" and body.get("o") != self.node_id:
+            progress = self.progress.setdefault(str(body["o"]), _Progress())
+            if int(body["s"]) > progress.watermark and progress.gap_since is None:
+                progress.gap_since = self.clock()
         for listener in self.on_control:
             try:
                 listener(body)

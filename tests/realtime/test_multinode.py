@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,52 @@ def test_a_node_that_starts_late_gets_its_peers_recent_traffic(
         assert _values(run_async(scenario()))["requests"] == 50
     finally:
         late.stop()
+
+
+def test_an_alert_keeps_its_id_when_the_client_moves_to_another_node(
+    cluster: tuple[RedisServer, ServerProcess, ServerProcess, Tenant],
+) -> None:
+    _, a, b, tenant = cluster
+    token = a.token(tenant.reader_id, tenant.reader_secret)
+    route = f"/alarm/{uuid.uuid4().hex[:8]}"
+    subscribe = {
+        "action": "subscribe",
+        "subscription_id": "pager",
+        "metrics": ["requests"],
+        "filters": {"time_window": "5m", "endpoints": [route]},
+        "delivery_frequency": "1s",
+        "alert_thresholds": {"requests": {"condition": "above", "value": 2, "duration": "0s"}},
+    }
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        ws = await connect(ws_url(a, f"?token={token}"))
+        epoch = (await recv_json(ws))["epoch"]
+        await send(ws, subscribe)
+        ingest(a, tenant, [{**e, "route": route} for e in traffic(5)])
+        fired = await recv_until(ws, lambda m: m["type"] == "alert")
+        await ws.close()
+        # Same subscription on the other node: the alert it announces is the same one.
+        ws = await connect(ws_url(b, f"?token={token}"))
+        await recv_json(ws)
+        await send(ws, subscribe)
+        moved = await recv_until(ws, lambda m: m["type"] == "alert")
+        await ws.close()
+        # Resuming there from before the alert replays it from the shared log.
+        ws = await connect(ws_url(b, f"?token={token}"))
+        await recv_json(ws)
+        await send(ws, {**subscribe, "resume": {"seq": 1, "epoch": epoch, "last_alert_id": "0"}})
+        frames = [await recv_json(ws)]
+        while frames[-1]["type"] != "metric_update":
+            frames.append(await recv_json(ws))
+        await ws.close()
+        return fired, moved, frames
+
+    fired, moved, frames = run_async(scenario())
+    assert fired["state"] == moved["state"] == "firing"
+    assert moved["alert_id"] == fired["alert_id"]
+    replayed = [f for f in frames if f["type"] == "alert"]
+    assert [(f["alert_id"], f["event_id"], f["replayed"]) for f in replayed] == [
+        (fired["alert_id"], fired["event_id"], True)
+    ]
+    assert [f["reason"] for f in frames if f["type"] == "resync"] == ["node_restart"]
+    assert frames[-1]["recovered"] is False

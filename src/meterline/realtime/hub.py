@@ -40,7 +40,7 @@ from meterline.realtime.connection import (
     ConnectionState,
     encode,
 )
-from meterline.realtime.protocol import SubscriptionSpec, iso_now
+from meterline.realtime.protocol import SubscriptionSpec, Threshold, iso_now
 from meterline.realtime.relay import Relay
 from meterline.realtime.seeding import query_window
 from meterline.realtime.window import LiveWindows, OrgWindow
@@ -102,6 +102,7 @@ class _Ring:
     subscription_id: str
     updates: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=RING_UPDATES))
     closed_at: float | None = None
+    evicted: bool = False
 
 
 Revoked = Callable[[str], bool]
@@ -270,6 +271,9 @@ class StreamHub:
     def _evicted(self, conn: Connection) -> None:
         self.m_evictions.inc()
         for sub_id in list(conn.subscriptions):
+            ring = self.rings.get((conn.connection_id, sub_id))
+            if ring is not None:
+                ring.evicted = True
             self._detach(conn, sub_id, keep_ring=True)
         self.connections.pop(conn.connection_id, None)
         self.m_connections.set(len(self.connections))
@@ -323,7 +327,8 @@ class StreamHub:
                 "timestamp": iso_now(now),
             }
         )
-        recovered, cursor = self._resume(conn, spec.subscription_id, resume, now)
+        await self._adopt_shared_alerts(conn, spec)
+        recovered, cursor = await self._resume(conn, spec.subscription_id, resume, now)
         self._arm_alerts(conn, spec, now, announce=cursor is None)
         body = await self._compute(org_id, spec, now)
         if recovered is not None:
@@ -331,7 +336,7 @@ class StreamHub:
         conn.offer_update(spec.subscription_id, self._frame(conn, spec.subscription_id, body))
         self._evaluate(conn, spec, body, now)
 
-    def _resume(
+    async def _resume(
         self, conn: Connection, sub_id: str, resume: Any, now: float
     ) -> tuple[bool | None, str | None]:
         """Continue a reconnecting client's subscription: replay the updates it missed
@@ -342,17 +347,20 @@ class StreamHub:
         recovered = True
         seq = resume.get("seq")
         ring = self._find_ring(conn, sub_id, resume.get("connection_id"))
-        if resume.get("epoch") != self.epoch or not isinstance(seq, int) or seq < 0:
+        same_node = resume.get("epoch") == self.epoch and isinstance(seq, int) and seq >= 0
+        if not same_node or (ring is not None and ring.evicted):
+            # Updates conflated or dropped before an eviction are not worth replaying.
             recovered = False
             conn.offer(
                 {
                     "type": "resync",
                     "subscription_id": sub_id,
-                    "reason": "node_restart",
+                    "reason": "node_restart" if not same_node else "slow_consumer",
                     "timestamp": iso_now(now),
                 }
             )
         else:
+            assert isinstance(seq, int)
             updates = list(ring.updates) if ring is not None else []
             missed = [u for u in updates if u[0] > seq]
             if not updates:
@@ -375,7 +383,7 @@ class StreamHub:
             conn.seq[sub_id] = max(conn.seq.get(sub_id, 0), last)
         cursor = resume.get("last_alert_id")
         if isinstance(cursor, str):
-            recovered = self._replay_alerts(conn, sub_id, cursor) and recovered
+            recovered = await self._replay_alerts(conn, sub_id, cursor) and recovered
             return recovered, cursor
         return recovered, None
 
@@ -466,18 +474,41 @@ class StreamHub:
                 conn.offer(self._log_alert(conn, message, now))
 
     def _log_alert(self, conn: Connection, message: dict[str, Any], now: float) -> dict[str, Any]:
-        """Give an alert event its ``event_id`` and keep it for replay after a reconnect."""
+        """Give an alert event its ``event_id`` and keep it for replay after a reconnect
+        (in memory, and in Redis for the other nodes when there is a relay)."""
         self._alert_events += 1
-        # Time-ordered ids (like a Redis Stream's) so a cursor compares across restarts.
+        # Time-ordered ids so a cursor compares across restarts and nodes.
         message["event_id"] = f"{int(now * 1000):013d}-{self.epoch}-{self._alert_events:08d}"
-        log_ = self.alert_log.setdefault(conn.principal.org_id, deque(maxlen=ALERT_LOG))
-        log_.append({**message, "_subject": conn.principal.subject})
+        org_id = conn.principal.org_id
+        event = {**message, "_subject": conn.principal.subject}
+        self.alert_log.setdefault(org_id, deque(maxlen=ALERT_LOG)).append(event)
+        if self.relay is not None:
+            key = self._alert_key(conn, message["subscription_id"], message["metric"])
+            alert = self.alerts.get(key)
+            if alert is not None:
+                self._spawn(self.relay.record_alert(org_id, event, _shared_state(key, alert)))
         return message
 
-    def _replay_alerts(self, conn: Connection, sub_id: str, cursor: str) -> bool:
+    async def _adopt_shared_alerts(self, conn: Connection, spec: SubscriptionSpec) -> None:
+        """Take over an alert another node holds for this subscription (same ``alert_id``)."""
+        if self.relay is None:
+            return
+        for rule in spec.thresholds:
+            key = self._alert_key(conn, spec.subscription_id, rule.metric)
+            shared = await self.relay.alert_state(conn.principal.org_id, "|".join(key))
+            if shared is None or tuple(shared["rule"]) != _rule_tuple(rule):
+                continue
+            alert = ThresholdAlert(rule, "|".join(key))
+            alert.alert_id, alert.since = shared["alert_id"], float(shared["since"])
+            alert.state = AlertState(shared["state"])
+            self.alerts[key] = alert
+
+    async def _replay_alerts(self, conn: Connection, sub_id: str, cursor: str) -> bool:
         """Re-send this subscription's alert events after ``cursor``; False when the log
         no longer reaches back that far."""
-        events = self.alert_log.get(conn.principal.org_id) or deque()
+        org_id = conn.principal.org_id
+        shared = await self.relay.alert_events(org_id) if self.relay is not None else None
+        events = shared if shared is not None else list(self.alert_log.get(org_id) or ())
         complete = not events or events[0]["event_id"] <= cursor or len(events) < ALERT_LOG
         for event in events:
             mine = (
@@ -715,6 +746,21 @@ class StreamHub:
 
 
 Points = list[tuple[int, dict[str, Any]]]
+
+
+def _rule_tuple(rule: Threshold) -> tuple[Any, ...]:
+    return (rule.metric, rule.condition, rule.value, rule.duration)
+
+
+def _shared_state(key: tuple[str, ...], alert: ThresholdAlert) -> dict[str, Any]:
+    """What another node needs to continue an alert: its id, state, start and rule."""
+    return {
+        "key": "|".join(key),
+        "alert_id": alert.alert_id,
+        "state": alert.state.value,
+        "since": alert.since,
+        "rule": list(_rule_tuple(alert.rule)),
+    }
 
 
 def bucket_seconds(window_seconds: int) -> int:

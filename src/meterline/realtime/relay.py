@@ -52,6 +52,9 @@ HEAD_INTERVAL = 1.0
 notice what they missed even when the node has nothing new to publish."""
 GAP_PATIENCE = 1.0
 """Seconds a hole in a node's sequence may stay open before a replay is requested."""
+ALERT_STREAM = "meterline:live:alerts:"
+ALERT_STATE = "meterline:live:alert-state:"
+ALERT_EVENTS = 1000
 RING_BYTES = 64 * 1024 * 1024
 UNSENT_BYTES = 64 * 1024 * 1024
 BACKOFF_MIN, BACKOFF_MAX = 0.2, 5.0
@@ -315,6 +318,45 @@ class Relay:
             await self._replay(after)
         except (RedisError, OSError) as exc:
             log.warning("live relay: replay interrupted (%s); the peer will ask again", exc)
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    async def record_alert(self, org_id: str, event: dict[str, Any], state: dict[str, Any]) -> None:
+        """Append an alert event to the org's Redis Stream and store the alert's state, so
+        a client that reconnects to another node gets the same ``alert_id`` and replay."""
+        assert self._client is not None
+        try:
+            await self._client.xadd(
+                ALERT_STREAM + org_id,
+                {"e": msgspec.json.encode(event)},
+                maxlen=ALERT_EVENTS,
+                approximate=True,
+            )
+            await self._client.hset(ALERT_STATE + org_id, state["key"], msgspec.json.encode(state))
+        except (RedisError, OSError) as exc:
+            log.warning("live relay: alert not shared (%s); this node still has it", exc)
+
+    async def alert_state(self, org_id: str, key: str) -> dict[str, Any] | None:
+        """The shared state of one alert, or ``None`` (also when Redis is down)."""
+        assert self._client is not None
+        try:
+            raw = await self._client.hget(ALERT_STATE + org_id, key)
+        except (RedisError, OSError):
+            return None
+        return dict(msgspec.json.decode(raw)) if raw else None
+
+    async def alert_events(self, org_id: str) -> list[dict[str, Any]] | None:
+        """The org's recent alert events, oldest first; ``None`` when Redis is down."""
+        assert self._client is not None
+        try:
+            entries = await self._client.xrange(ALERT_STREAM + org_id, count=ALERT_EVENTS)
+        except (RedisError, OSError):
+            return None
+        out: list[dict[str, Any]] = []
+        for _, fields in entries or ():
+            if fields and b"e" in fields:
+                out.append(dict(msgspec.json.decode(fields[b"e"])))
+        return out
 
     # -- receiving ------------------------------------------------------------------------
 

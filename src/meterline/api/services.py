@@ -97,7 +97,13 @@ class Services:
         relay = None
         if settings.stream_redis_url:
             relay = Relay(
-                settings.stream_redis_url, windows, epoch, clock, registry=telemetry.registry
+                settings.stream_redis_url,
+                windows,
+                epoch,
+                clock,
+                registry=telemetry.registry,
+                # An embedded store seeded only this node's past; a shared one, everyone's.
+                history=settings.resolved_store_url.startswith("chdb://"),
             )
             writer.listeners.append(relay.add_rows)
         hub = StreamHub(

@@ -154,6 +154,12 @@ Control = Callable[[dict[str, Any]], None]
 class Relay:
     """Publishes this node's partials and merges the other nodes' into ``windows``.
 
+    ``history``: whether to take peers' earlier partials (replayed from their rings) on
+    first contact. True when each node has its own store (chDB), so the store seeded
+    only this node's past; False with a shared store (ClickHouse), whose seed already
+    holds every node's past — then a peer counts from the first live partial or
+    announcement heard, and replays only fill gaps after that.
+
     Example:
         >>> relay = Relay("redis://localhost:6379/0", windows, node_id="a1")  # doctest: +SKIP
         >>> writer.listeners.append(relay.add_rows)  # doctest: +SKIP
@@ -167,8 +173,10 @@ class Relay:
         node_id: str,
         clock: Clock = system_clock,
         registry: CollectorRegistry | None = None,
+        history: bool = True,
     ) -> None:
         self.url = url
+        self.history = history
         self.windows = windows
         self.node_id = node_id
         self.clock = clock
@@ -311,7 +319,9 @@ class Relay:
         )
         for seq, channel, payload, _ in list(self.ring):
             if seq > after:
-                await self._client.publish(channel, payload)
+                # Marked, so a node that takes no history can tell it from live traffic.
+                replayed = {**msgspec.msgpack.decode(payload), "r": 1}
+                await self._client.publish(channel, msgspec.msgpack.encode(replayed))
 
     async def _replay_quietly(self, after: int) -> None:
         try:
@@ -376,7 +386,12 @@ class Relay:
                     if self._hello_due:
                         # Said until it gets through: peers replay what we missed.
                         known = {o: p.watermark for o, p in self.progress.items()}
-                        hello = {"k": "hello", "o": self.node_id, "known": known}
+                        hello = {
+                            "k": "hello",
+                            "o": self.node_id,
+                            "known": known,
+                            "history": self.history,
+                        }
                         self._hello_due = not await self.publish_control(hello)
                     await self._ask_for_gaps()
             except asyncio.CancelledError:
@@ -421,7 +436,9 @@ class Relay:
         origin = str(body["o"])
         if origin == self.node_id:
             return  # our own rows are already in the windows
-        progress = self.progress.setdefault(origin, _Progress())
+        progress = self._known(origin, int(body["s"]) - 1, bool(body.get("r")))
+        if progress is None:
+            return
         if not progress.accept(int(body["s"])):
             return
         oldest = int(self.clock()) - KEPT_SECONDS
@@ -432,6 +449,19 @@ class Relay:
         self.m_merged.inc()
         if progress.ahead and progress.gap_since is None:
             progress.gap_since = self.clock()
+
+    def _known(self, origin: str, before: int, replayed: bool) -> _Progress | None:
+        """The progress of ``origin``; on first contact without history, start it at
+        ``before`` (or ignore a replay of the past: the store seed already has it)."""
+        progress = self.progress.get(origin)
+        if progress is None:
+            if self.history:
+                progress = self.progress[origin] = _Progress()
+            elif replayed:
+                return None
+            else:
+                progress = self.progress[origin] = _Progress(watermark=max(0, before))
+        return progress
 
     async def _ask_for_gaps(self) -> None:
         now = self.clock()
@@ -450,7 +480,9 @@ class Relay:
         kind = body.get("k")
         after: int | None = None
         if kind == "hello" and body.get("o") != self.node_id:
-            after = int((body.get("known") or {}).get(self.node_id, 0))
+            known = body.get("known") or {}
+            if self.node_id in known or body.get("history", True):
+                after = int(known.get(self.node_id, 0))
         elif kind == "replay" and body.get("o") == self.node_id:
             after = int(body.get("after", 0))
         if after is not None:
@@ -459,9 +491,12 @@ class Relay:
             self._replays.add(task)
             task.add_done_callback(self._replays.discard)
         elif kind == "floor" and body.get("o") != self.node_id:
-            self.progress.setdefault(str(body["o"]), _Progress()).raise_floor(int(body["s"]))
+            floor = self._known(str(body["o"]), int(body["s"]), replayed=True)
+            if floor is not None:
+                floor.raise_floor(int(body["s"]))
         elif kind == "head" and body.get("o") != self.node_id:
-            progress = self.progress.setdefault(str(body["o"]), _Progress())
+            progress = self._known(str(body["o"]), int(body["s"]), replayed=False)
+            assert progress is not None
             if int(body["s"]) > progress.watermark and progress.gap_since is None:
                 progress.gap_since = self.clock()
         for listener in self.on_control:

@@ -749,7 +749,7 @@ Points = list[tuple[int, dict[str, Any]]]
 
 
 def _rule_tuple(rule: Threshold) -> tuple[Any, ...]:
-    return (rule.metric, rule.condition, rule.value, rule.duration)
+    return (rule.metric, rule.condition, rule.value, rule.duration, rule.keep_firing_for)
 
 
 def _shared_state(key: tuple[str, ...], alert: ThresholdAlert) -> dict[str, Any]:

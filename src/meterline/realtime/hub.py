@@ -634,6 +634,9 @@ class StreamHub:
             stale = now - RESUME_KEEP
             for key in [k for k, r in self.rings.items() if r.closed_at and r.closed_at < stale]:
                 del self.rings[key]
+            for owner, conn_id in list(self._last_ring.items()):
+                if (conn_id, owner[2]) not in self.rings:
+                    del self._last_ring[owner]
         if self.revoked is not None and now - self._last_revocation_check > REVOCATION_CHECK:
             self._last_revocation_check = now
             self._spawn(self._check_revocations())

@@ -11,11 +11,11 @@ Starts a real ``meterline serve`` process. Prints:
 * fan-out: ``--clients`` connections each receiving 10 updates/s of ~1 KB while ingest
   runs — updates/s per client, frame size, delivery p50/p99 (server stamp → client
   receipt) and server CPU — against one client in the same run; the same with one
-  stalled client (never reads, tiny receive window, large frames): the share of updates
+  stalled client (never reads, tiny receive window, 20 subscriptions): the share of updates
   the others still receive and whether the server evicted it; and ``--wide`` clients.
 
-The clients run in this one process, on the same (shared) cores as the server: on a
-busy machine their own lag is part of the delivery figures.
+The clients run in two processes on the same (shared) cores as the server: on a busy
+machine their own lag is part of the delivery figures.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -152,9 +154,9 @@ FANOUT_SUBS = (("rt1", "real_time"), ("rt2", "real_time"), ("s1", "1s"), ("s2", 
 at 1 s — 10 updates/s per client, each of every metric (~1 KB)."""
 
 
-async def _subscribe_all(ws: Any, sub_id: str, route: str, frequency: str, raw: bool) -> None:
-    filters: dict[str, Any] = {"time_window": "5m", "endpoints": [route]}
-    if raw:
+async def _subscribe_all(ws: Any, sub_id: str, route: str, frequency: str, window: str) -> None:
+    filters: dict[str, Any] = {"time_window": window, "endpoints": [route]}
+    if window != "5m":
         filters["aggregation"] = "raw"  # per-minute points too: a much larger frame
     await ws.send(
         json.dumps(
@@ -176,52 +178,112 @@ def _stalled_socket() -> socket.socket:
     return sock
 
 
+def _server_time(raw: str) -> float:
+    # The update's own stamp is its last "timestamp" (points carry earlier ones).
+    at = raw.rfind('"timestamp":"') + 13
+    return datetime.fromisoformat(raw[at : at + 23] + "+00:00").timestamp()
+
+
+async def _client_group(
+    url: str,
+    tokens: list[str],
+    route: str,
+    ready: Any,
+    measuring: Any,
+    done: Any,
+) -> tuple[int, list[float], list[int]]:
+    """Connect ``len(tokens)`` clients, read everything from the start (so nothing piles
+    up while others connect), and record only what the server stamped while
+    ``measuring`` is set."""
+    frames = 0
+    lags: list[float] = []
+    sizes: list[int] = []
+    state = {"on": False, "since": 0.0}
+
+    async def open_one(token: str) -> Any:
+        ws = await websockets.connect(f"{url}?token={token}", max_queue=None, open_timeout=120)
+        for sub_id, frequency in FANOUT_SUBS:
+            await _subscribe_all(ws, sub_id, route, frequency, "5m")
+        return ws
+
+    async def reader(ws: Any) -> None:
+        nonlocal frames
+        try:
+            async for raw in ws:
+                if state["on"] and raw.startswith('{"type":"metric_update"'):
+                    sent = _server_time(raw)
+                    if sent >= state["since"]:
+                        frames += 1
+                        sizes.append(len(raw))
+                        lags.append(time.time() - sent)
+        except websockets.ConnectionClosed:
+            return
+
+    sockets: list[Any] = []
+    tasks = []
+    for start in range(0, len(tokens), 50):
+        batch = await asyncio.gather(*(open_one(t) for t in tokens[start : start + 50]))
+        sockets += batch
+        tasks += [asyncio.get_running_loop().create_task(reader(ws)) for ws in batch]
+    ready.set()
+    while not measuring.is_set():
+        await asyncio.sleep(0.02)
+    state["on"], state["since"] = True, time.time()
+    while not done.is_set():
+        await asyncio.sleep(0.02)
+    state["on"] = False
+    for ws in sockets:
+        await ws.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return frames, lags, sizes
+
+
+def _run_group(*args: Any) -> tuple[int, list[float], list[int]]:
+    return asyncio.run(_client_group(*args))
+
+
 async def fan_out(
     server: ServerProcess,
     tenants: list[tuple[str, str]],
     clients: int,
     seconds: float,
     stalled: bool = False,
+    processes: int = 2,
 ) -> dict[str, float]:
-    """``clients`` connections (spread over ``tenants``: (ingest key, token)) each holding
-    :data:`FANOUT_SUBS`, while traffic is ingested every 100 ms."""
+    """``clients`` connections (spread over ``tenants``: (ingest key, token), and over
+    ``processes`` client processes) each holding :data:`FANOUT_SUBS`, while traffic is
+    ingested every 100 ms for ``seconds``."""
     ws_url = f"ws://127.0.0.1:{server.port}/v2/stream"
     route = f"/bench/fanout/{uuid.uuid4().hex[:6]}"
-    sockets = []
-    for i in range(clients):
-        ws = await _connect(ws_url, tenants[i % len(tenants)][1])
-        for sub_id, frequency in FANOUT_SUBS:
-            await _subscribe_all(ws, sub_id, route, frequency, raw=False)
-        sockets.append(ws)
-    # A client that subscribes to large frames and then never reads: the others must not
-    # notice it, and the server must evict it (write deadline 10 s).
+    manager = multiprocessing.Manager()
+    measuring, done = manager.Event(), manager.Event()
+    readies = [manager.Event() for _ in range(processes)]
+    tokens = [tenants[i % len(tenants)][1] for i in range(clients)]
+    groups = [tokens[i::processes] for i in range(processes)]
+    loop = asyncio.get_running_loop()
+    pool = ProcessPoolExecutor(processes)
+    futures = [
+        loop.run_in_executor(pool, _run_group, ws_url, g, route, r, measuring, done)
+        for g, r in zip(groups, readies, strict=True)
+        if g
+    ]
+    # A client that subscribes and then never reads: the others must not notice it, and
+    # the server must evict it (write deadline 10 s).
     stuck = None
     if stalled:
-        port = server.port
         sock = _stalled_socket()
-        sock.connect(("127.0.0.1", port))
-        stuck = await websockets.connect(f"{ws_url}?token={tenants[0][1]}", sock=sock, max_queue=1)
+        sock.connect(("127.0.0.1", server.port))
+        stuck = await websockets.connect(
+            f"{ws_url}?token={tenants[0][1]}", sock=sock, max_queue=1, open_timeout=120
+        )
+        # 20 subscriptions the others also hold: no extra computation, 20× their bytes.
         for n in range(20):
-            await _subscribe_all(stuck, f"big{n}", route, "real_time", raw=True)
+            await _subscribe_all(stuck, f"s{n}", route, "real_time", "5m")
+    for ready, group in zip(readies, groups, strict=True):
+        while group and not ready.is_set():
+            await asyncio.sleep(0.1)
     evictions0 = _evictions(server)
-    lags: list[float] = []
-    sizes: list[int] = []
-    frames = 0
-    stop = time.monotonic() + seconds
-
-    async def reader(ws: Any) -> None:
-        nonlocal frames
-        while time.monotonic() < stop:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=max(0.05, stop - time.monotonic()))
-            except TimeoutError:
-                return
-            message = json.loads(raw)
-            if message["type"] == "metric_update":
-                frames += 1
-                sizes.append(len(raw))
-                sent = datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00"))
-                lags.append(time.time() - sent.timestamp())
+    await asyncio.sleep(2.0)  # snapshots out of the way
 
     async def ingester() -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -235,15 +297,21 @@ async def fan_out(
                 await asyncio.sleep(0.1)
 
     assert server.proc is not None
-    await asyncio.sleep(1.0)  # let the snapshots drain before measuring
-    frames, lags = 0, []
+    stop = time.monotonic() + seconds
+    measuring.set()
     cpu0, wall0 = _cpu_seconds(server.proc.pid), time.monotonic()
-    await asyncio.gather(ingester(), *(reader(ws) for ws in sockets))
+    await ingester()
     cpu = (_cpu_seconds(server.proc.pid) - cpu0) / (time.monotonic() - wall0)
-    for ws in sockets:
-        await ws.close()
+    done.set()
+    results = await asyncio.gather(*futures)
+    pool.shutdown()
+    manager.shutdown()
+    evicted = _evictions(server) - evictions0
     if stuck is not None:
         stuck.transport.abort()
+    frames = sum(r[0] for r in results)
+    lags = [x for r in results for x in r[1]]
+    sizes = [x for r in results for x in r[2]]
     return {
         "frames_per_s": frames / seconds,
         "per_client_per_s": frames / seconds / clients,
@@ -251,7 +319,7 @@ async def fan_out(
         "lag_p50_ms": _pct(lags, 0.5) * 1000 if lags else float("nan"),
         "lag_p99_ms": _pct(lags, 0.99) * 1000 if lags else float("nan"),
         "server_cpu_pct": cpu * 100,
-        "evicted": _evictions(server) - evictions0,
+        "evicted": evicted,
     }
 
 
@@ -326,7 +394,7 @@ def main() -> None:
                 (
                     f"{args.clients} + 1 stalled",
                     asyncio.run(
-                        fan_out(server, tokens[:1], args.clients, args.seconds + 5, stalled=True)
+                        fan_out(server, tokens[:1], args.clients, args.seconds + 10, stalled=True)
                     ),
                 ),
                 (

@@ -92,8 +92,14 @@ class SubscriptionSpec:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        """What decides the values: metrics, filters, window and cadence."""
-        return (self.metrics, self.filters, self.window_seconds, self.frequency_seconds)
+        """What decides the values: metrics, filters, window, aggregation and cadence."""
+        return (
+            self.metrics,
+            self.filters,
+            self.window_seconds,
+            self.aggregation,
+            self.frequency_seconds,
+        )
 
     @property
     def live(self) -> bool:

@@ -311,12 +311,6 @@ class StreamHub:
             self._detach(conn, spec.subscription_id)
         org_id = conn.principal.org_id
         conn.subscriptions[spec.subscription_id] = spec
-        shared_key = (org_id, *spec.key)
-        stream = self.streams.get(shared_key)
-        if stream is None:
-            stream = self.streams[shared_key] = SharedStream(org_id, spec)
-            stream.next_due = self.clock() + spec.frequency_seconds
-        stream.holders[(conn.connection_id, spec.subscription_id)] = conn
         now = self.clock()
         conn.offer(
             {
@@ -335,6 +329,16 @@ class StreamHub:
             body["recovered"] = recovered
         conn.offer_update(spec.subscription_id, self._frame(conn, spec.subscription_id, body))
         self._evaluate(conn, spec, body, now)
+        if not conn.open or conn.subscriptions.get(spec.subscription_id) is not spec:
+            return  # closed, unsubscribed or replaced while the snapshot was computed
+        # Joined to the shared computation only now, so no delivery overtakes the
+        # replayed updates and the snapshot.
+        shared_key = (org_id, *spec.key)
+        stream = self.streams.get(shared_key)
+        if stream is None:
+            stream = self.streams[shared_key] = SharedStream(org_id, spec)
+            stream.next_due = self.clock() + spec.frequency_seconds
+        stream.holders[(conn.connection_id, spec.subscription_id)] = conn
 
     async def _resume(
         self, conn: Connection, sub_id: str, resume: Any, now: float

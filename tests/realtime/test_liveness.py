@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from meterline.auth import AuthService
 from meterline.metadb import engine_from_url
 from tests.helpers import ServerProcess, Tenant, make_tenant
-from tests.realtime.traffic import ws_url
+from tests.realtime.traffic import ingest, traffic, ws_url
 from tests.realtime.wsclient import closed_with, connect, recv_json, recv_until, run_async, send
 
 pytestmark = [pytest.mark.e2e]
@@ -139,3 +143,58 @@ def test_a_client_revoked_from_another_process_is_closed(
     frames, code = run_async(scenario())
     assert code == 4401
     assert frames[-1]["error"]["code"] == "AUTH_TOKEN_INVALID"
+
+
+@pytest.mark.slow
+def test_a_client_that_stops_reading_is_evicted_over_a_real_socket(
+    server: ServerProcess, tenant: Tenant
+) -> None:
+    # The full client: the reader was revoked by an earlier test of this module.
+    token = server.token(tenant.client_id, tenant.client_secret)
+
+    async def scenario() -> tuple[float, bool]:
+        def evictions() -> float:
+            text = httpx.get(f"{server.url}/metrics", timeout=30).text
+            line = next(
+                x for x in text.splitlines() if x.startswith("meterline_stream_slow_consumer_ev")
+            )
+            return float(line.split()[1])
+
+        before = await asyncio.to_thread(evictions)
+        # A tiny receive window and a client that never reads: the server's sends block.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        stuck = await websockets.connect(
+            ws_url(server, f"?token={token}"), sock=sock, max_queue=1, open_timeout=30
+        )
+        for n in range(20):
+            await send(
+                stuck,
+                {
+                    "action": "subscribe",
+                    "subscription_id": f"big{n}",
+                    "metrics": "all",
+                    "filters": {"time_window": "1h", "aggregation": "raw"},
+                    "delivery_frequency": "real_time",
+                },
+            )
+        # A reading client alongside keeps getting its heartbeats meanwhile.
+        reader = await connect(ws_url(server, f"?token={token}"))
+        deadline = time.monotonic() + 120
+        beats = 0
+        while time.monotonic() < deadline:
+            # Traffic every 200 ms changes the values, so every tick sends ~30 KB frames.
+            await asyncio.to_thread(ingest, server, tenant, traffic(20, "/stall"))
+            with contextlib.suppress(TimeoutError):
+                await recv_json(reader, timeout=0.2)
+                beats += 1
+            if await asyncio.to_thread(evictions) > before:
+                break
+        await reader.close()
+        stuck.transport.abort()
+        return await asyncio.to_thread(evictions) - before, beats > 0
+
+    evicted, reader_served = run_async(scenario())
+    assert evicted == 1
+    assert reader_served

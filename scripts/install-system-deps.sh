@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite and benchmarks drive for real, when missing:
-# chromium (dashboard tests), redis-server (rate limiting), wrk (ingest benchmark),
+# chromium (dashboard tests), redis-server (rate limiting, multi-node stream), wrk (ingest benchmark),
 # goaccess (access-log import comparison), poppler-utils (PDF report checks) and
 # postgresql (the metadata database's server alternative), and node/npm (`npm ci` installs the
 # dashboard's charting library from its lockfile).

@@ -118,6 +118,8 @@ class ServerProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.proc.kill()  # not left running when the fixture gives up on it
+        self.proc.wait()
         raise RuntimeError(f"server not ready: {self.log.read_text()[-3000:]}")
 
     def kill9(self) -> None:

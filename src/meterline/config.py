@@ -48,6 +48,8 @@ class Settings:
     ratelimit_url: str = "memory://"  # or redis://host:6379/0, or "off"
     ratelimit_config: Path | None = None
     ratelimit_adaptive_latency_ms: float | None = None
+    stream_redis_url: str | None = None  # live windows across nodes; None: this node only
+    stream_allowed_origins: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -70,6 +72,12 @@ class Settings:
             ratelimit_config=_path(os.environ.get("METERLINE_RATELIMIT_CONFIG")),
             ratelimit_adaptive_latency_ms=_float(
                 os.environ.get("METERLINE_RATELIMIT_ADAPTIVE_LATENCY_MS")
+            ),
+            stream_redis_url=os.environ.get("METERLINE_STREAM_REDIS_URL") or None,
+            stream_allowed_origins=tuple(
+                o.strip().rstrip("/")
+                for o in os.environ.get("METERLINE_STREAM_ALLOWED_ORIGINS", "").split(",")
+                if o.strip()
             ),
         )
         given = {k: v for k, v in overrides.items() if v is not None}

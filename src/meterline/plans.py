@@ -20,15 +20,20 @@ class PlanName(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PlanLimits:
-    """What a plan grants: data retention, request rate and report quota.
+    """What a plan grants: data retention, request rate, report quota and live streams.
 
-    ``reports_per_day`` of ``None`` means unlimited.
+    ``reports_per_day`` of ``None`` means unlimited. ``stream_connections`` is per org
+    and node, ``stream_subscriptions`` per connection, ``stream_message_bytes`` the
+    largest client message on ``/v2/stream``.
     """
 
     retention_days: int
     requests_per_hour: int
     burst: int
     reports_per_day: int | None
+    stream_connections: int = 20
+    stream_subscriptions: int = 10
+    stream_message_bytes: int = 16 * 1024
 
 
 DEFAULT_PLANS: dict[PlanName, PlanLimits] = {
@@ -36,10 +41,22 @@ DEFAULT_PLANS: dict[PlanName, PlanLimits] = {
         retention_days=30, requests_per_hour=1_000, burst=50, reports_per_day=10
     ),
     PlanName.PROFESSIONAL: PlanLimits(
-        retention_days=365, requests_per_hour=10_000, burst=200, reports_per_day=100
+        retention_days=365,
+        requests_per_hour=10_000,
+        burst=200,
+        reports_per_day=100,
+        stream_connections=100,
+        stream_subscriptions=20,
+        stream_message_bytes=64 * 1024,
     ),
     PlanName.ENTERPRISE: PlanLimits(
-        retention_days=5 * 365, requests_per_hour=100_000, burst=1_000, reports_per_day=None
+        retention_days=5 * 365,
+        requests_per_hour=100_000,
+        burst=1_000,
+        reports_per_day=None,
+        stream_connections=500,
+        stream_subscriptions=20,
+        stream_message_bytes=64 * 1024,
     ),
 }
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from meterline.errors import ValidationError
+from meterline.realtime import parse_subscribe
 from meterline.realtime.alerts import AlertState, ThresholdAlert
 from meterline.realtime.protocol import Threshold
 
@@ -27,3 +31,44 @@ def test_condition_that_stops_while_pending_never_fires() -> None:
     assert alert.observe(30, 30.0, "s") is None
     assert alert.observe(3, 70.0, "s") is None
     assert alert.state is AlertState.PENDING
+
+
+def test_keep_firing_for_rides_out_a_flapping_value() -> None:
+    rule = Threshold("error_rate", "above", 0.1, 0.0, keep_firing_for=60.0)
+    alert = ThresholdAlert(rule, "k")
+    fired = alert.observe(0.5, 0.0, "s")
+    assert fired is not None and fired["state"] == "firing"
+    # Dips under the threshold shorter than a minute resolve nothing, fire nothing again.
+    assert alert.observe(0.01, 10.0, "s") is None
+    assert alert.observe(0.5, 20.0, "s") is None
+    assert alert.observe(0.01, 30.0, "s") is None
+    assert alert.observe(0.01, 80.0, "s") is None
+    resolved = alert.observe(0.01, 91.0, "s")
+    assert resolved is not None and resolved["state"] == "resolved"
+    assert resolved["alert_id"] == fired["alert_id"]
+
+
+def test_keep_firing_for_is_validated_and_echoed() -> None:
+    spec = parse_subscribe(
+        {
+            "subscription_id": "a",
+            "metrics": ["error_rate"],
+            "alert_thresholds": {
+                "error_rate": {"condition": "above", "value": 0.1, "keep_firing_for": "2m"}
+            },
+        }
+    )
+    assert spec.thresholds[0].keep_firing_for == 120.0
+    assert spec.effective()["alert_thresholds"]["error_rate"]["keep_firing_for"] == "120s"
+    with pytest.raises(ValidationError) as caught:
+        parse_subscribe(
+            {
+                "subscription_id": "a",
+                "metrics": ["error_rate"],
+                "alert_thresholds": {
+                    "error_rate": {"condition": "above", "value": 0.1, "keep_firing_for": "soon"}
+                },
+            }
+        )
+    fields = [e["field"] for e in caught.value.validation_errors or []]
+    assert fields == ["alert_thresholds.error_rate.keep_firing_for"]

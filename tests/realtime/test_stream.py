@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,10 @@ import pytest
 from meterline.auth import AuthService
 from meterline.metadb import engine_from_url
 from tests.helpers import ServerProcess, Tenant, eventually
+from tests.realtime.traffic import VOCAB
+from tests.realtime.traffic import ingest as _ingest
+from tests.realtime.traffic import traffic as _traffic
+from tests.realtime.traffic import ws_url as _ws_url
 from tests.realtime.wsclient import (
     closed_with,
     connect,
@@ -25,54 +30,6 @@ from tests.realtime.wsclient import (
 )
 
 pytestmark = [pytest.mark.e2e]
-
-VOCAB = {
-    "requests": "requests",
-    "requests_per_minute": "requests_per_minute",
-    "errors": "errors",
-    "error_rate": "error_rate",
-    "api_response_time": "latency_avg",
-    "p50_latency": "latency_p50",
-    "p95_latency": "latency_p95",
-    "p99_latency": "latency_p99",
-    "active_consumers": "unique_consumers",
-    "bandwidth": "bandwidth_bytes",
-}
-
-
-def _ws_url(server: ServerProcess, query: str = "") -> str:
-    return f"ws://127.0.0.1:{server.port}/v2/stream{query}"
-
-
-def _ingest(server: ServerProcess, tenant: Tenant, events: list[dict[str, Any]]) -> None:
-    response = httpx.post(
-        f"{server.url}/v2/events",
-        json=events,
-        headers={"Authorization": f"Bearer {tenant.ingest_key}"},
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    assert response.json()["accepted"] == len(events)
-
-
-def _traffic(n: int, route_prefix: str = "/orders") -> list[dict[str, Any]]:
-    now_ms = int(time.time() * 1000)
-    statuses = (200, 200, 201, 404, 500, 503, 302)
-    return [
-        {
-            "event_id": uuid.uuid4().hex,
-            "timestamp": now_ms - (i * 397) % 90_000,
-            "method": ("GET", "POST")[i % 2],
-            "route": f"{route_prefix}/{('a', 'b', 'c')[i % 3]}",
-            "status": statuses[i % len(statuses)],
-            "latency_ms": round(3 + (i * 7.31) % 900, 1),
-            "consumer_id": f"cust_{i % 11}",
-            "region": ("eu", "us")[i % 2],
-            "request_size": 100 + i,
-            "response_size": 1000 + 3 * i,
-        }
-        for i in range(n)
-    ]
 
 
 def _reader_token(server: ServerProcess, tenant: Tenant) -> str:
@@ -437,3 +394,207 @@ def test_resume_continues_seq_on_the_same_node_and_resyncs_across_epochs(
     assert same_node["type"] == "metric_update" and same_node["seq"] == 42
     assert [f["type"] for f in frames] == ["subscribed", "resync", "metric_update"]
     assert frames[1]["reason"] == "node_restart"
+
+
+def test_resume_replays_missed_updates_and_alert_events_once(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    tenant = stream_tenants[0]
+    token = _reader_token(stream_server, tenant)
+    route = f"/resume/{uuid.uuid4().hex[:8]}"
+    subscribe = {
+        "action": "subscribe",
+        "subscription_id": "watch",
+        "metrics": ["requests"],
+        "filters": {"time_window": "5m", "endpoints": [route]},
+        "delivery_frequency": "1s",
+        "alert_thresholds": {"requests": {"condition": "above", "value": 2, "duration": "0s"}},
+    }
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        epoch = (await recv_json(ws))["epoch"]
+        await send(ws, subscribe)
+        await recv_until(ws, lambda m: m["type"] == "metric_update")
+        _ingest(stream_server, tenant, [{**e, "route": route} for e in _traffic(5)])
+        alert = await recv_until(ws, lambda m: m["type"] == "alert")
+        counted = await recv_until(
+            ws, lambda m: m["type"] == "metric_update" and m["metrics"][0]["value"] == 5
+        )
+        await ws.close()
+        # The client last saw the snapshot (seq 1) and nothing after: everything it
+        # missed comes back, marked replayed, then a snapshot that says nothing was lost.
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        await recv_json(ws)
+        resume = {"seq": 1, "epoch": epoch, "last_alert_id": "0"}
+        await send(ws, {**subscribe, "resume": resume})
+        frames = [await recv_json(ws)]
+        while not (frames[-1]["type"] == "metric_update" and not frames[-1].get("replayed")):
+            frames.append(await recv_json(ws))
+        out["after_gap"] = frames
+        await ws.close()
+        # A client that saw everything gets no alert again (not even the firing one).
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        await recv_json(ws)
+        last = out["after_gap"][-1]["seq"]
+        resume = {"seq": last, "epoch": epoch, "last_alert_id": alert["event_id"]}
+        await send(ws, {**subscribe, "resume": resume})
+        await asyncio.sleep(1.5)
+        await send(ws, {"action": "ping", "id": "end"})
+        rest = [await recv_json(ws)]
+        while rest[-1]["type"] != "pong":
+            rest.append(await recv_json(ws))
+        out["caught_up"] = rest
+        await ws.close()
+        out["alert"], out["counted"] = alert, counted
+        return out
+
+    out = run_async(scenario())
+    alert, frames = out["alert"], out["after_gap"]
+    assert alert["state"] == "firing" and alert["event_id"]
+    replayed = [f for f in frames if f.get("replayed")]
+    updates = [f for f in replayed if f["type"] == "metric_update"]
+    assert [u["seq"] for u in updates] == list(range(2, 2 + len(updates)))
+    assert updates[-1]["metrics"][0]["value"] == 5
+    assert [f["alert_id"] for f in replayed if f["type"] == "alert"] == [alert["alert_id"]]
+    snapshot = frames[-1]
+    assert snapshot["seq"] == updates[-1]["seq"] + 1 and snapshot["recovered"] is True
+    assert all(f["type"] != "alert" for f in out["caught_up"])
+    assert all(f["type"] != "resync" for f in out["caught_up"])
+
+
+def test_aggregation_combines_minutes_as_post_query_buckets_them(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    tenant = stream_tenants[0]
+    token = _reader_token(stream_server, tenant)
+    route = f"/agg/{uuid.uuid4().hex[:8]}"
+    _ingest(stream_server, tenant, [{**e, "route": route} for e in _traffic(240)])
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        await recv_json(ws)
+        out: dict[str, dict[str, Any]] = {}
+        for method in ("max", "min", "sum", "raw", "p95"):
+            await send(
+                ws,
+                {
+                    "action": "subscribe",
+                    "subscription_id": method,
+                    "metrics": ["requests", "p95_latency"],
+                    "filters": {"time_window": "5m", "aggregation": method, "endpoints": [route]},
+                    "delivery_frequency": "1s",
+                },
+            )
+            await recv_until(ws, lambda m: m["type"] == "subscribed")
+            out[method] = await recv_until(ws, lambda m: m["type"] == "metric_update")
+        # Later deliveries too come from a computation with the subscription's own
+        # aggregation (identical subscriptions share one; these differ only by it).
+        while len(later) < len(out):
+            update = await recv_until(ws, lambda m: m["type"] == "metric_update" and m["seq"] > 1)
+            later[update["subscription_id"]] = update
+        await ws.close()
+        return out
+
+    later: dict[str, dict[str, Any]] = {}
+
+    def check() -> None:
+        later.clear()
+        out = run_async(scenario())
+        assert {k: v["aggregation"]["method"] for k, v in later.items()} == {k: k for k in later}
+        window = out["max"]["window"]
+        response = httpx.post(
+            f"{stream_server.url}/v2/query",
+            json={
+                "metrics": ["requests", "latency_p95"],
+                "start": window["from"],
+                "end": window["to"],
+                "granularity": "minute",
+                "filters": [{"field": "route", "op": "eq", "value": route}],
+            },
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        rows = response.json()["data"]
+        requests = [r["requests"] for r in rows]
+        assert sum(requests) == 240
+        for method in ("max", "min", "sum", "p95"):
+            assert out[method]["window"] == window, "the windows moved on; try again"
+        values = {k: {m["name"]: m["value"] for m in v["metrics"]} for k, v in out.items()}
+        assert values["max"]["requests"] == max(requests)
+        assert values["min"]["requests"] == min(requests)
+        assert values["sum"]["requests"] == 240
+        assert values["raw"]["requests"] == 240
+        p95s = [r["latency_p95"] for r in rows if r["latency_p95"] is not None]
+        assert values["max"]["p95_latency"] == max(p95s)
+        points = out["raw"]["metrics"][0]["points"]
+        assert [p["value"] for p in points] == requests
+        assert out["max"]["aggregation"] == {"method": "max", "bucket": "60s"}
+
+    eventually(check, timeout=30)
+
+
+def test_session_cookie_needs_this_servers_origin(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    tenant = stream_tenants[0]
+    login = httpx.post(
+        f"{stream_server.url}/login",
+        data={"client_id": tenant.reader_id, "client_secret": tenant.reader_secret},
+        timeout=30,
+    )
+    cookie = login.cookies["meterline_session"]
+
+    async def scenario() -> tuple[tuple[list[dict[str, Any]], int], dict[str, Any]]:
+        headers = {"Cookie": f"meterline_session={cookie}"}
+        foreign = await connect(
+            _ws_url(stream_server),
+            additional_headers=headers,
+            origin="http://evil.example",  # type: ignore[arg-type]
+        )
+        refused = await closed_with(foreign)
+        own = await connect(
+            _ws_url(stream_server),
+            additional_headers=headers,
+            origin=f"http://127.0.0.1:{stream_server.port}",  # type: ignore[arg-type]
+        )
+        connected = await recv_json(own)
+        await own.close()
+        return refused, connected
+
+    (frames, code), connected = run_async(scenario())
+    assert code == 1008
+    assert frames[-1]["error"]["code"] == "ORIGIN_NOT_ALLOWED"
+    assert "METERLINE_STREAM_ALLOWED_ORIGINS" in frames[-1]["error"]["details"]
+    assert connected["type"] == "connected"
+    log = (stream_server.data_dir / "server.log").read_text()
+    assert "session cookie from a foreign origin" in log
+    assert cookie not in log
+
+
+def test_plan_limits_on_subscriptions_and_message_size(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    basic = stream_tenants[1]
+    token = _reader_token(stream_server, basic)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], int]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        connected = await recv_json(ws)
+        for i in range(11):
+            await send(
+                ws, {"action": "subscribe", "subscription_id": f"s{i}", "metrics": ["requests"]}
+            )
+        refused = await recv_until(ws, lambda m: m["type"] == "error")
+        await ws.send(json.dumps({"action": "ping", "id": "x" * (20 * 1024)}))
+        _, code = await closed_with(ws)
+        return connected, refused, code
+
+    connected, refused, code = run_async(scenario())
+    assert connected["limits"]["max_subscriptions"] == 10
+    assert connected["limits"]["max_message_bytes"] == 16 * 1024
+    assert refused["subscription_id"] == "s10"
+    assert refused["error"]["code"] == "QUOTA_EXCEEDED"
+    assert code == 1009

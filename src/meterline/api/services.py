@@ -17,6 +17,7 @@ from meterline.planning import PlanningService
 from meterline.query import QueryService
 from meterline.ratelimit.service import RateLimitService
 from meterline.realtime import LiveWindows, StreamHub, TicketBook, seed_windows
+from meterline.realtime.relay import Relay
 from meterline.reports import (
     ArtifactStore,
     LimiterReportQuota,
@@ -103,8 +104,27 @@ class Services:
             adaptive_latency_ms=settings.ratelimit_adaptive_latency_ms,
             registry=telemetry.registry,
         )
+        epoch = secrets.token_hex(6)
+        relay = None
+        if settings.stream_redis_url:
+            relay = Relay(
+                settings.stream_redis_url,
+                windows,
+                epoch,
+                clock,
+                registry=telemetry.registry,
+                # An embedded store seeded only this node's past; a shared one, everyone's.
+                history=settings.resolved_store_url.startswith("chdb://"),
+            )
+            writer.listeners.append(relay.add_rows)
         hub = StreamHub(
-            windows, queries, clock, registry=telemetry.registry, epoch=secrets.token_hex(6)
+            windows,
+            queries,
+            clock,
+            registry=telemetry.registry,
+            epoch=epoch,
+            relay=relay,
+            revoked=auth.client_revoked,
         )
         reports = ReportService(
             engine,

@@ -220,6 +220,17 @@ class AuthService:
 
     # -- checking --------------------------------------------------------------------------
 
+    def client_org(self, client_id: str) -> str | None:
+        """The org a client belongs to, or ``None`` when there is no such client."""
+        client = self._client(client_id)
+        return None if client is None else str(client["org_id"])
+
+    def client_revoked(self, client_id: str) -> bool:
+        """True when the client is revoked or gone (read from the database, not cached:
+        another process, such as the admin CLI, may have revoked it)."""
+        client = self._client(client_id)
+        return client is None or client["revoked_at"] is not None
+
     def issue_token(
         self,
         client_id: str,

@@ -32,6 +32,7 @@ class ThresholdAlert:
     state: AlertState = AlertState.INACTIVE
     since: float = 0.0
     alert_id: str = ""
+    clear_since: float | None = None
 
     def _breached(self, value: Any) -> bool:
         if not isinstance(value, int | float):
@@ -43,6 +44,7 @@ class ThresholdAlert:
     def observe(self, value: Any, now: float, subscription_id: str) -> dict[str, Any] | None:
         """Feed the latest value; an ``alert`` message when it fires or resolves, else None."""
         if self._breached(value):
+            self.clear_since = None
             if self.state is AlertState.INACTIVE:
                 self.state, self.since = AlertState.PENDING, now
                 self.alert_id = hashlib.sha256(f"{self.scope}|{now}".encode()).hexdigest()[:20]
@@ -51,7 +53,12 @@ class ThresholdAlert:
                 return self.message("firing", value, now, subscription_id)
             return None
         if self.state is AlertState.FIRING:
-            self.state = AlertState.INACTIVE
+            # keep_firing_for: a flapping value does not resolve and re-fire every tick.
+            if self.clear_since is None:
+                self.clear_since = now
+            if now - self.clear_since < self.rule.keep_firing_for:
+                return None
+            self.state, self.clear_since = AlertState.INACTIVE, None
             return self.message("resolved", value, now, subscription_id)
         self.state = AlertState.INACTIVE
         return None

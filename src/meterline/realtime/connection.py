@@ -88,6 +88,8 @@ class Connection:
         self.subscriptions: dict[str, Any] = {}
         self.seq: dict[str, int] = {}
         self.last_sent = 0.0
+        self.last_received = 0.0
+        self.pings_expected = False
         self.drops = 0
         self._send = send
         self._close = close

@@ -12,11 +12,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from meterline.clock import Clock, system_clock
@@ -25,30 +28,42 @@ from meterline.errors import (
     RateLimitExceededError,
     ValidationError,
 )
+from meterline.plans import PlanLimits, plan_limits
 from meterline.query import QueryService
 from meterline.realtime import catalogue
 from meterline.realtime.alerts import AlertState, ThresholdAlert
 from meterline.realtime.connection import (
+    CLOSE_INVALID_TOKEN,
     CLOSE_TOKEN_EXPIRED,
+    FIFO_FRAMES,
     Connection,
     ConnectionState,
     encode,
 )
-from meterline.realtime.protocol import SubscriptionSpec, iso_now
+from meterline.realtime.protocol import SubscriptionSpec, Threshold, iso_now
+from meterline.realtime.relay import Relay
 from meterline.realtime.seeding import query_window
-from meterline.realtime.window import LiveWindows
+from meterline.realtime.window import LiveWindows, OrgWindow
 
 log = logging.getLogger(__name__)
 
 TICK = 0.25
 REAL_TIME_IDLE = 5.0
-HEARTBEAT_INTERVAL = 20.0
 EXPIRY_LEAD = 60.0
 MAX_SUBSCRIPTIONS = 20
+"""Hard cap whatever the plan says (STREAM.md)."""
 MAX_LIFETIME = 12 * 3600.0
-CONNECTIONS_PER_ORG = {"basic": 20, "professional": 100, "enterprise": 500}
 SUBSCRIBE_BURST = 20
 SUBSCRIBE_PER_SECOND = 5.0
+RING_UPDATES = 32
+"""``metric_update`` bodies kept per subscription for resume; a client further behind
+gets ``resync`` (gap) and a snapshot (half the control FIFO, so a replay never evicts)."""
+RESUME_KEEP = 300.0
+"""Seconds a closed connection's rings stay available to a resuming client."""
+ALERT_LOG = 1000
+"""Alert events kept per org for replay after a reconnect."""
+REVOCATION_CHECK = 10.0
+"""Seconds between checks that the clients holding streams are still valid."""
 
 
 @dataclass(slots=True)
@@ -74,6 +89,25 @@ def _grace() -> float:
     return float(os.environ.get("METERLINE_STREAM_TOKEN_GRACE", "25"))
 
 
+def _heartbeat() -> float:
+    return float(os.environ.get("METERLINE_STREAM_HEARTBEAT", "20"))
+
+
+@dataclass(slots=True)
+class _Ring:
+    """Recent ``metric_update`` bodies of one subscription, by seq, for resume."""
+
+    org_id: str
+    subject: str
+    subscription_id: str
+    updates: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=RING_UPDATES))
+    closed_at: float | None = None
+    evicted: bool = False
+
+
+Revoked = Callable[[str], bool]
+
+
 class StreamHub:
     """Owns live windows, connections, shared streams and alert state of one server.
 
@@ -90,12 +124,23 @@ class StreamHub:
         clock: Clock = system_clock,
         registry: CollectorRegistry | None = None,
         epoch: str = "",
+        relay: Relay | None = None,
+        revoked: Revoked | None = None,
     ) -> None:
         self.windows = windows
         self.queries = queries
         self.clock = clock
         self.epoch = epoch
+        self.relay = relay
+        self.revoked = revoked
         self.grace = _grace()
+        self.heartbeat = _heartbeat()
+        self.rings: dict[tuple[str, str], _Ring] = {}
+        self._last_ring: dict[tuple[str, str, str], str] = {}
+        self.alert_log: dict[str, deque[dict[str, Any]]] = {}
+        self._alert_events = 0
+        self._last_revocation_check = 0.0
+        self._background: set[asyncio.Task[Any]] = set()
         self.connections: dict[str, Connection] = {}
         self.streams: dict[tuple[Any, ...], SharedStream] = {}
         self.alerts: dict[tuple[str, ...], ThresholdAlert] = {}
@@ -123,15 +168,25 @@ class StreamHub:
         self.m_computations = Counter(
             "meterline_stream_computations_total", "Shared stream computations", registry=r
         )
+        self.m_revoked = Counter(
+            "meterline_stream_revoked_closes_total",
+            "Stream connections closed because their client was revoked",
+            registry=r,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the tick loop."""
+        """Start the tick loop (and the Redis relay when there is one)."""
+        if self.relay is not None:
+            self.relay.on_control.append(self._on_control)
+            await self.relay.start()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
         """Close every connection with 1001 (clients reconnect) and stop ticking."""
+        if self.relay is not None:
+            await self.relay.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,17 +205,32 @@ class StreamHub:
         """Open connections of one org on this node."""
         return sum(1 for c in self.connections.values() if c.principal.org_id == org_id)
 
+    @staticmethod
+    def _plan(plan: str) -> PlanLimits:
+        try:
+            return plan_limits(plan)
+        except ValueError:
+            return plan_limits("basic")
+
     def connection_limit(self, plan: str) -> int:
         """How many concurrent streams an org on ``plan`` may hold per node."""
-        return CONNECTIONS_PER_ORG.get(plan, 20)
+        return self._plan(plan).stream_connections
+
+    def subscription_limit(self, plan: str) -> int:
+        """How many subscriptions one connection on ``plan`` may hold."""
+        return min(MAX_SUBSCRIPTIONS, self._plan(plan).stream_subscriptions)
+
+    def message_limit(self, plan: str) -> int:
+        """The largest client message, in bytes, a connection on ``plan`` may send."""
+        return self._plan(plan).stream_message_bytes
 
     def limits(self, plan: str) -> dict[str, Any]:
         """The limits announced in ``connected`` and ``subscribed``."""
         return {
-            "max_message_bytes": 64 * 1024,
-            "max_subscriptions": MAX_SUBSCRIPTIONS,
+            "max_message_bytes": self.message_limit(plan),
+            "max_subscriptions": self.subscription_limit(plan),
             "max_connections": self.connection_limit(plan),
-            "outbox_frames": 64,
+            "outbox_frames": FIFO_FRAMES,
         }
 
     def register(self, conn: Connection) -> dict[str, Any]:
@@ -184,16 +254,16 @@ class StreamHub:
             "type": "connected",
             "connection_id": conn.connection_id,
             "epoch": self.epoch,
-            "heartbeat_interval": HEARTBEAT_INTERVAL,
+            "heartbeat_interval": self.heartbeat,
             "token_expires_at": iso_now(conn.token_expires_at),
             "limits": self.limits(principal.plan),
             "timestamp": iso_now(now),
         }
 
     def unregister(self, conn: Connection) -> None:
-        """Forget a connection and its subscriptions."""
+        """Forget a connection and its subscriptions (their rings stay for resume)."""
         for sub_id in list(conn.subscriptions):
-            self._detach(conn, sub_id)
+            self._detach(conn, sub_id, keep_ring=True)
         self.connections.pop(conn.connection_id, None)
         self._opened.pop(conn.connection_id, None)
         self._buckets.pop(conn.connection_id, None)
@@ -203,7 +273,10 @@ class StreamHub:
     def _evicted(self, conn: Connection) -> None:
         self.m_evictions.inc()
         for sub_id in list(conn.subscriptions):
-            self._detach(conn, sub_id)
+            ring = self.rings.get((conn.connection_id, sub_id))
+            if ring is not None:
+                ring.evicted = True
+            self._detach(conn, sub_id, keep_ring=True)
         self.connections.pop(conn.connection_id, None)
         self.m_connections.set(len(self.connections))
 
@@ -230,21 +303,16 @@ class StreamHub:
         """
         self._take_token(conn)
         replacing = spec.subscription_id in conn.subscriptions
-        if not replacing and len(conn.subscriptions) >= MAX_SUBSCRIPTIONS:
+        most = self.subscription_limit(conn.principal.plan)
+        if not replacing and len(conn.subscriptions) >= most:
             raise QuotaExceededError(
-                f"a connection may hold at most {MAX_SUBSCRIPTIONS} subscriptions",
+                f"a connection may hold at most {most} subscriptions on this plan",
                 details="Unsubscribe first, or open another connection.",
             )
         if replacing:
             self._detach(conn, spec.subscription_id)
         org_id = conn.principal.org_id
         conn.subscriptions[spec.subscription_id] = spec
-        shared_key = (org_id, *spec.key)
-        stream = self.streams.get(shared_key)
-        if stream is None:
-            stream = self.streams[shared_key] = SharedStream(org_id, spec)
-            stream.next_due = self.clock() + spec.frequency_seconds
-        stream.holders[(conn.connection_id, spec.subscription_id)] = conn
         now = self.clock()
         conn.offer(
             {
@@ -255,23 +323,92 @@ class StreamHub:
                 "timestamp": iso_now(now),
             }
         )
-        if isinstance(resume, dict):
-            seq = resume.get("seq")
-            if resume.get("epoch") == self.epoch and isinstance(seq, int) and seq >= 0:
-                conn.seq[spec.subscription_id] = max(conn.seq.get(spec.subscription_id, 0), seq)
-            else:
+        await self._adopt_shared_alerts(conn, spec)
+        recovered, cursor = await self._resume(conn, spec.subscription_id, resume, now)
+        self._arm_alerts(conn, spec, now, announce=cursor is None)
+        body = await self._compute(org_id, spec, now)
+        if recovered is not None:
+            body["recovered"] = recovered
+        conn.offer_update(spec.subscription_id, self._frame(conn, spec.subscription_id, body))
+        self._evaluate(conn, spec, body, now)
+        if not conn.open or conn.subscriptions.get(spec.subscription_id) is not spec:
+            return  # closed, unsubscribed or replaced while the snapshot was computed
+        # Joined to the shared computation only now, so no delivery overtakes the
+        # replayed updates and the snapshot.
+        shared_key = (org_id, *spec.key)
+        stream = self.streams.get(shared_key)
+        if stream is None:
+            stream = self.streams[shared_key] = SharedStream(org_id, spec)
+            stream.next_due = self.clock() + spec.frequency_seconds
+        stream.holders[(conn.connection_id, spec.subscription_id)] = conn
+
+    async def _resume(
+        self, conn: Connection, sub_id: str, resume: Any, now: float
+    ) -> tuple[bool | None, str | None]:
+        """Continue a reconnecting client's subscription: replay the updates it missed
+        (same node) and the alert events after its last one. Returns whether everything
+        was recovered (``None`` when no resume was asked) and the alert cursor."""
+        if not isinstance(resume, dict):
+            return None, None
+        recovered = True
+        seq = resume.get("seq")
+        ring = self._find_ring(conn, sub_id, resume.get("connection_id"))
+        same_node = resume.get("epoch") == self.epoch and isinstance(seq, int) and seq >= 0
+        if not same_node or (ring is not None and ring.evicted):
+            # Updates conflated or dropped before an eviction are not worth replaying.
+            recovered = False
+            conn.offer(
+                {
+                    "type": "resync",
+                    "subscription_id": sub_id,
+                    "reason": "node_restart" if not same_node else "slow_consumer",
+                    "timestamp": iso_now(now),
+                }
+            )
+        else:
+            assert isinstance(seq, int)
+            updates = list(ring.updates) if ring is not None else []
+            missed = [u for u in updates if u[0] > seq]
+            if not updates:
+                recovered = seq == 0  # nothing kept to check the client's position against
+            elif missed and missed[0][0] > seq + 1:
+                # The ring no longer reaches back to the client's last update.
+                recovered, missed = False, []
                 conn.offer(
                     {
                         "type": "resync",
-                        "subscription_id": spec.subscription_id,
-                        "reason": "node_restart",
+                        "subscription_id": sub_id,
+                        "reason": "gap",
                         "timestamp": iso_now(now),
                     }
                 )
-        self._arm_alerts(conn, spec, now)
-        body = await self._compute(org_id, spec, now)
-        conn.offer_update(spec.subscription_id, self._frame(conn, spec.subscription_id, body))
-        self._evaluate(conn, spec, body, now)
+            last = max([seq, *(u[0] for u in missed)])
+            for update_seq, encoded in missed:
+                frame = self._splice(sub_id, update_seq, encoded)
+                conn.offer({**json.loads(frame), "replayed": True})
+            conn.seq[sub_id] = max(conn.seq.get(sub_id, 0), last)
+        cursor = resume.get("last_alert_id")
+        if isinstance(cursor, str):
+            recovered = await self._replay_alerts(conn, sub_id, cursor) and recovered
+            return recovered, cursor
+        return recovered, None
+
+    def _find_ring(self, conn: Connection, sub_id: str, old_id: Any) -> _Ring | None:
+        p = conn.principal
+        if not isinstance(old_id, str):
+            old_id = self._last_ring.get((p.org_id, p.subject, sub_id))
+        ring = self.rings.get((old_id, sub_id)) if isinstance(old_id, str) else None
+        if ring is None or ring.org_id != p.org_id or ring.subject != p.subject:
+            return None
+        return ring
+
+    def _record(self, conn: Connection, sub_id: str, seq: int, encoded: str) -> None:
+        ring = self.rings.get((conn.connection_id, sub_id))
+        if ring is None:
+            p = conn.principal
+            ring = self.rings[(conn.connection_id, sub_id)] = _Ring(p.org_id, p.subject, sub_id)
+            self._last_ring[(p.org_id, p.subject, sub_id)] = conn.connection_id
+        ring.updates.append((seq, encoded))
 
     def unsubscribe(self, conn: Connection, subscription_id: str) -> None:
         """Drop a subscription; unknown ids are a validation error."""
@@ -289,8 +426,14 @@ class StreamHub:
             }
         )
 
-    def _detach(self, conn: Connection, subscription_id: str) -> None:
+    def _detach(self, conn: Connection, subscription_id: str, keep_ring: bool = False) -> None:
         spec = conn.subscriptions.pop(subscription_id, None)
+        ring = self.rings.get((conn.connection_id, subscription_id))
+        if ring is not None:
+            if keep_ring:
+                ring.closed_at = self.clock()
+            else:
+                del self.rings[(conn.connection_id, subscription_id)]
         if spec is None:
             return
         shared_key = (conn.principal.org_id, *spec.key)
@@ -306,13 +449,15 @@ class StreamHub:
         p = conn.principal
         return (p.org_id, p.subject, sub_id, metric)
 
-    def _arm_alerts(self, conn: Connection, spec: SubscriptionSpec, now: float) -> None:
+    def _arm_alerts(
+        self, conn: Connection, spec: SubscriptionSpec, now: float, announce: bool = True
+    ) -> None:
         for rule in spec.thresholds:
             key = self._alert_key(conn, spec.subscription_id, rule.metric)
             found = self.alerts.get(key)
             if found is None or found.rule != rule:
                 self.alerts[key] = ThresholdAlert(rule, "|".join(key))
-            elif found.state is AlertState.FIRING:
+            elif found.state is AlertState.FIRING and announce:
                 # A replayed subscription learns of the alert it may have missed; the
                 # unchanged alert_id lets the client drop what it has already seen.
                 conn.offer(found.message("firing", None, now, spec.subscription_id))
@@ -332,9 +477,55 @@ class StreamHub:
                 value = self._single(conn.principal.org_id, spec, rule.metric, now)
             message = alert.observe(value, now, spec.subscription_id)
             if message is not None:
-                conn.offer(message)
+                logged = self._log_alert(conn, message, now)
+                conn.offer(logged)
                 for listener in self.alert_listeners:
-                    listener(conn.principal.org_id, message)
+                    listener(conn.principal.org_id, logged)
+
+    def _log_alert(self, conn: Connection, message: dict[str, Any], now: float) -> dict[str, Any]:
+        """Give an alert event its ``event_id`` and keep it for replay after a reconnect
+        (in memory, and in Redis for the other nodes when there is a relay)."""
+        self._alert_events += 1
+        # Time-ordered ids so a cursor compares across restarts and nodes.
+        message["event_id"] = f"{int(now * 1000):013d}-{self.epoch}-{self._alert_events:08d}"
+        org_id = conn.principal.org_id
+        event = {**message, "_subject": conn.principal.subject}
+        self.alert_log.setdefault(org_id, deque(maxlen=ALERT_LOG)).append(event)
+        if self.relay is not None:
+            key = self._alert_key(conn, message["subscription_id"], message["metric"])
+            alert = self.alerts.get(key)
+            if alert is not None:
+                self._spawn(self.relay.record_alert(org_id, event, _shared_state(key, alert)))
+        return message
+
+    async def _adopt_shared_alerts(self, conn: Connection, spec: SubscriptionSpec) -> None:
+        """Take over an alert another node holds for this subscription (same ``alert_id``)."""
+        if self.relay is None:
+            return
+        for rule in spec.thresholds:
+            key = self._alert_key(conn, spec.subscription_id, rule.metric)
+            shared = await self.relay.alert_state(conn.principal.org_id, "|".join(key))
+            if shared is None or tuple(shared["rule"]) != _rule_tuple(rule):
+                continue
+            alert = ThresholdAlert(rule, "|".join(key))
+            alert.alert_id, alert.since = shared["alert_id"], float(shared["since"])
+            alert.state = AlertState(shared["state"])
+            self.alerts[key] = alert
+
+    async def _replay_alerts(self, conn: Connection, sub_id: str, cursor: str) -> bool:
+        """Re-send this subscription's alert events after ``cursor``; False when the log
+        no longer reaches back that far."""
+        org_id = conn.principal.org_id
+        shared = await self.relay.alert_events(org_id) if self.relay is not None else None
+        events = shared if shared is not None else list(self.alert_log.get(org_id) or ())
+        complete = not events or events[0]["event_id"] <= cursor or len(events) < ALERT_LOG
+        for event in events:
+            mine = (
+                event["subscription_id"] == sub_id and event["_subject"] == conn.principal.subject
+            )
+            if mine and event["event_id"] > cursor:
+                conn.offer({k: v for k, v in event.items() if k != "_subject"} | {"replayed": True})
+        return complete
 
     def _single(self, org_id: str, spec: SubscriptionSpec, metric: str, now: float) -> Any:
         end = int(now) + 1
@@ -350,42 +541,41 @@ class StreamHub:
         start = end - width
         if spec.live:
             window = self.windows.org(org_id)
-            minutes = width / 60
-            current = window.totals(start, end, spec.filters)
-            previous = window.totals(start - width, start, spec.filters)
-            values = {m: catalogue.compute(m, current, minutes) for m in spec.metrics}
-            before = {m: catalogue.compute(m, previous, minutes) for m in spec.metrics}
+            current = _live_values(window, spec, start, end)
+            previous = _live_values(window, spec, start - width, start)
         else:
-            values, before = await asyncio.gather(
-                asyncio.to_thread(
-                    query_window, self.queries, org_id, spec.metrics, spec.filters, start, end
-                ),
-                asyncio.to_thread(
-                    query_window,
-                    self.queries,
-                    org_id,
-                    spec.metrics,
-                    spec.filters,
-                    start - width,
-                    start,
-                ),
+            current, previous = await asyncio.gather(
+                asyncio.to_thread(_store_values, self.queries, org_id, spec, start, end),
+                asyncio.to_thread(_store_values, self.queries, org_id, spec, start - width, start),
             )
-        return {
-            "metrics": [
-                {
-                    "name": m,
-                    "value": values[m],
-                    "change": catalogue.change(values[m], before[m]),
-                    "unit": catalogue.unit(m),
-                }
-                for m in spec.metrics
-            ],
+        values, before = current[0], previous[0]
+        metrics: list[dict[str, Any]] = []
+        for m in spec.metrics:
+            item: dict[str, Any] = {
+                "name": m,
+                "value": values[m],
+                "change": catalogue.change(values[m], before[m]),
+                "unit": catalogue.unit(m),
+            }
+            if spec.aggregation == "raw":
+                item["points"] = [{"timestamp": iso_now(t), "value": v[m]} for t, v in current[1]]
+            metrics.append(item)
+        body: dict[str, Any] = {
+            "metrics": metrics,
             "window": {"from": iso_now(start), "to": iso_now(end)},
             "timestamp": iso_now(now),
         }
+        if spec.aggregation != "avg":
+            body["aggregation"] = {
+                "method": spec.aggregation,
+                "bucket": f"{bucket_seconds(width)}s",
+            }
+        return body
 
     def _frame(self, conn: Connection, sub_id: str, body: dict[str, Any]) -> str:
-        return self._splice(sub_id, conn.next_seq(sub_id), encode(body))
+        seq, encoded = conn.next_seq(sub_id), encode(body)
+        self._record(conn, sub_id, seq, encoded)
+        return self._splice(sub_id, seq, encoded)
 
     @staticmethod
     def _splice(sub_id: str, seq: int, encoded_body: str) -> str:
@@ -410,7 +600,9 @@ class StreamHub:
         stream.last_metrics, stream.last_fanout = body["metrics"], now
         encoded = encode(body)
         for (_, sub_id), conn in list(stream.holders.items()):
-            conn.offer_update(sub_id, self._splice(sub_id, conn.next_seq(sub_id), encoded))
+            seq = conn.next_seq(sub_id)
+            conn.offer_update(sub_id, self._splice(sub_id, seq, encoded))
+            self._record(conn, sub_id, seq, encoded)
             spec = conn.subscriptions.get(sub_id)
             if spec is not None and spec.thresholds:
                 self._evaluate(conn, spec, body, now)
@@ -448,6 +640,54 @@ class StreamHub:
         if now - self._last_prune > 10:
             self._last_prune = now
             self.windows.prune(now)
+            stale = now - RESUME_KEEP
+            for key in [k for k, r in self.rings.items() if r.closed_at and r.closed_at < stale]:
+                del self.rings[key]
+            for owner, conn_id in list(self._last_ring.items()):
+                if (conn_id, owner[2]) not in self.rings:
+                    del self._last_ring[owner]
+        if self.revoked is not None and now - self._last_revocation_check > REVOCATION_CHECK:
+            self._last_revocation_check = now
+            self._spawn(self._check_revocations())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _check_revocations(self) -> None:
+        """Close the streams of clients revoked since they connected (by any process: the
+        admin CLI only writes the metadata database)."""
+        assert self.revoked is not None
+        check = self.revoked
+        subjects = {c.principal.subject for c in self.connections.values()}
+        gone = await asyncio.to_thread(lambda: [s for s in subjects if check(s)])
+        for subject in gone:
+            self.close_subject(subject)
+
+    async def revoke(self, subject: str) -> None:
+        """Close ``subject``'s streams here and, through Redis, on every other node."""
+        self.close_subject(subject)
+        if self.relay is not None:
+            await self.relay.publish_control({"k": "revoke", "subject": subject})
+
+    def _on_control(self, body: dict[str, Any]) -> None:
+        if body.get("k") == "revoke" and isinstance(body.get("subject"), str):
+            self.close_subject(body["subject"])
+
+    def close_subject(self, subject: str) -> int:
+        """Send AUTH_TOKEN_INVALID and close 4401 on every stream of ``subject`` here."""
+        closing = [c for c in self.connections.values() if c.principal.subject == subject]
+        for conn in closing:
+            self.m_revoked.inc()
+            self._close(
+                conn,
+                CLOSE_INVALID_TOKEN,
+                "AUTH_TOKEN_INVALID",
+                "the client of this stream has been revoked",
+                "Ask your administrator for a new client; do not reconnect with this token.",
+            )
+        return len(closing)
 
     def _housekeep(self, conn: Connection, now: float) -> None:
         if conn.drops:
@@ -455,6 +695,10 @@ class StreamHub:
             conn.drops = 0
         if conn.stalled(now):
             conn.evict("send pending past the write deadline")
+            return
+        if conn.pings_expected and now - conn.last_received > 2 * self.heartbeat:
+            # A client that pings and then falls silent is gone; do not wait for TCP.
+            conn.evict("no frame from the client for two heartbeat intervals")
             return
         expires = conn.token_expires_at
         if not conn.expiry_warned and now >= expires - EXPIRY_LEAD:
@@ -486,7 +730,7 @@ class StreamHub:
                 "Reconnect; your subscriptions resume with a fresh snapshot.",
             )
             return
-        if now - conn.last_sent >= HEARTBEAT_INTERVAL and conn.depth == 0:
+        if now - conn.last_sent >= self.heartbeat and conn.depth == 0:
             conn.last_sent = now
             conn.offer({"type": "heartbeat", "timestamp": iso_now(now)})
 
@@ -497,7 +741,7 @@ class StreamHub:
     def unregister_later(self, conn: Connection, code: int, reason: str) -> None:
         """Flush, close with ``code`` and forget the connection, without blocking the tick."""
         for sub_id in list(conn.subscriptions):
-            self._detach(conn, sub_id)
+            self._detach(conn, sub_id, keep_ring=True)
         self.connections.pop(conn.connection_id, None)
         self.m_connections.set(len(self.connections))
         asyncio.get_running_loop().create_task(conn.flush_and_close(code, reason))
@@ -511,6 +755,93 @@ class StreamHub:
             "expires_at": iso_now(expires_at),
             "timestamp": iso_now(self.clock()),
         }
+
+
+Points = list[tuple[int, dict[str, Any]]]
+
+
+def _rule_tuple(rule: Threshold) -> tuple[Any, ...]:
+    return (rule.metric, rule.condition, rule.value, rule.duration, rule.keep_firing_for)
+
+
+def _shared_state(key: tuple[str, ...], alert: ThresholdAlert) -> dict[str, Any]:
+    """What another node needs to continue an alert: its id, state, start and rule."""
+    return {
+        "key": "|".join(key),
+        "alert_id": alert.alert_id,
+        "state": alert.state.value,
+        "since": alert.since,
+        "rule": list(_rule_tuple(alert.rule)),
+    }
+
+
+def bucket_seconds(window_seconds: int) -> int:
+    """The bucket an ``aggregation`` combines: minutes up to 6 h, hours beyond (the
+    granularities ``POST /v2/query`` answers)."""
+    return 60 if window_seconds <= 6 * 3600 else 3600
+
+
+def _combine(method: str, window_value: Any, buckets: list[Any]) -> Any:
+    """One value from per-bucket values: the window's own value for ``avg`` and ``raw``,
+    else the sum, minimum, maximum or 95th percentile of the buckets that have one."""
+    if method in ("avg", "raw"):
+        return window_value
+    present = [float(v) for v in buckets if isinstance(v, int | float)]
+    if not present:
+        return None
+    if method == "sum":
+        out = math.fsum(present)
+    elif method == "min":
+        out = min(present)
+    elif method == "max":
+        out = max(present)
+    else:
+        out = float(numpy.percentile(present, 95))
+    return round(out, 6)
+
+
+def _bucket_starts(start: int, end: int, step: int) -> list[int]:
+    first = start - start % step
+    return list(range(first, end, step))
+
+
+def _live_values(
+    window: OrgWindow, spec: SubscriptionSpec, start: int, end: int
+) -> tuple[dict[str, Any], Points]:
+    """Metric values of ``[start, end)`` from memory, aggregated as the subscription asks,
+    and the per-bucket points (only when the aggregation needs them)."""
+    minutes = (end - start) / 60
+    totals = window.totals(start, end, spec.filters)
+    whole = {m: catalogue.compute(m, totals, minutes) for m in spec.metrics}
+    if spec.aggregation == "avg":
+        return whole, []
+    step = bucket_seconds(end - start)
+    points: Points = []
+    for bucket in _bucket_starts(start, end, step):
+        # Buckets are clipped to the window and rated per full bucket, as the query does.
+        part = window.totals(max(bucket, start), min(bucket + step, end), spec.filters)
+        points.append((bucket, {m: catalogue.compute(m, part, step / 60) for m in spec.metrics}))
+    values = {
+        m: _combine(spec.aggregation, whole[m], [p[m] for _, p in points]) for m in spec.metrics
+    }
+    return values, points
+
+
+def _store_values(
+    queries: QueryService, org_id: str, spec: SubscriptionSpec, start: int, end: int
+) -> tuple[dict[str, Any], Points]:
+    """Like :func:`_live_values` for windows longer than memory holds."""
+    whole = query_window(queries, org_id, spec.metrics, spec.filters, start, end)[0]
+    if spec.aggregation == "avg":
+        return whole, []
+    step = bucket_seconds(end - start)
+    granularity = "minute" if step == 60 else "hour"
+    rows = query_window(queries, org_id, spec.metrics, spec.filters, start, end, granularity)
+    points: Points = list(zip(_bucket_starts(start, end, step), rows, strict=False))
+    values = {
+        m: _combine(spec.aggregation, whole[m], [p[m] for _, p in points]) for m in spec.metrics
+    }
+    return values, points
 
 
 def error_frame(

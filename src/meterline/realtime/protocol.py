@@ -71,6 +71,7 @@ class Threshold:
     value: float
     duration: float
     source: str = "threshold"
+    keep_firing_for: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +92,14 @@ class SubscriptionSpec:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        """What decides the values: metrics, filters, window and cadence."""
-        return (self.metrics, self.filters, self.window_seconds, self.frequency_seconds)
+        """What decides the values: metrics, filters, window, aggregation and cadence."""
+        return (
+            self.metrics,
+            self.filters,
+            self.window_seconds,
+            self.aggregation,
+            self.frequency_seconds,
+        )
 
     @property
     def live(self) -> bool:
@@ -115,6 +122,7 @@ class SubscriptionSpec:
                     "condition": t.condition,
                     "value": t.value,
                     "duration": f"{int(t.duration)}s",
+                    "keep_firing_for": f"{int(t.keep_firing_for)}s",
                 }
                 for t in self.thresholds
             },
@@ -198,14 +206,17 @@ def _thresholds(
             continue
         condition, value = rule.get("condition"), rule.get("value")
         duration = parse_duration(rule.get("duration", "0s"))
+        keep = parse_duration(rule.get("keep_firing_for", "0s"))
         if condition not in ("above", "below"):
             _problem(errors, f"{where}.condition", "must be above or below")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             _problem(errors, f"{where}.value", "must be a number")
         elif duration is None or duration > 86400:
             _problem(errors, f"{where}.duration", "must look like 0s, 30s, 5m or 1h (≤ 1d)")
+        elif keep is None or keep > 86400:
+            _problem(errors, f"{where}.keep_firing_for", "must look like 0s, 30s or 5m (≤ 1d)")
         else:
-            out.append(Threshold(metric, condition, float(value), duration))
+            out.append(Threshold(metric, condition, float(value), duration, keep_firing_for=keep))
     if event_types is not None:
         if not isinstance(event_types, list):
             _problem(errors, "event_types", "must be a list of event type names")

@@ -61,9 +61,16 @@ def seed_windows(windows: LiveWindows, store: Store, now: float) -> int:
 
 
 def query_window(
-    queries: QueryService, org_id: str, metrics: tuple[str, ...], filters: Any, start: int, end: int
-) -> dict[str, Any]:
-    """Stream metric values over ``[start, end)`` computed by the query service."""
+    queries: QueryService,
+    org_id: str,
+    metrics: tuple[str, ...],
+    filters: Any,
+    start: int,
+    end: int,
+    granularity: str | None = None,
+) -> list[dict[str, Any]]:
+    """Stream metric values over ``[start, end)`` computed by the query service: one row
+    for the whole window, or one per ``granularity`` bucket (gap-filled)."""
     vocab = tuple(dict.fromkeys(vocabulary_name(m) for m in metrics))
     query = MetricQuery(
         metrics=vocab,
@@ -71,7 +78,7 @@ def query_window(
             datetime.fromtimestamp(start, tz=UTC), datetime.fromtimestamp(end, tz=UTC)
         ),
         filters=tuple(filters),
+        granularity=granularity,
     )
-    data = queries.run(org_id, query).data
-    row = data[0] if data else {}
-    return {m: row.get(vocabulary_name(m)) for m in metrics}
+    data = queries.run(org_id, query).data or [{}]
+    return [{m: row.get(vocabulary_name(m)) for m in metrics} for row in data]

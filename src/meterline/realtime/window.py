@@ -66,16 +66,8 @@ class Cell:
     llm_cost: float = 0.0
     sketch: LatencySketch = field(default_factory=LatencySketch)
 
-
-@dataclass(slots=True)
-class Totals(Cell):
-    """Merged intermediates over a window (a cell's sums plus the distinct consumers):
-    what metric expressions are computed from."""
-
-    consumers: set[str] = field(default_factory=set)
-
-    def add(self, key: CellKey, cell: Cell) -> None:
-        """Merge one cell into the totals."""
+    def absorb(self, cell: Cell) -> None:
+        """Add another cell's intermediates to this one (cells merge exactly)."""
         self.all_count += cell.all_count
         self.req_count += cell.req_count
         self.req_client_errors += cell.req_client_errors
@@ -89,6 +81,18 @@ class Totals(Cell):
         self.llm_cost += cell.llm_cost
         if cell.sketch.count:
             self.sketch.merge(cell.sketch)
+
+
+@dataclass(slots=True)
+class Totals(Cell):
+    """Merged intermediates over a window (a cell's sums plus the distinct consumers):
+    what metric expressions are computed from."""
+
+    consumers: set[str] = field(default_factory=set)
+
+    def add(self, key: CellKey, cell: Cell) -> None:
+        """Merge one cell into the totals."""
+        self.absorb(cell)
         if cell.req_count and key[6]:
             self.consumers.add(key[6])
 
@@ -225,6 +229,15 @@ class LiveWindows:
             elif kind == "llm":
                 cell.llm_count += 1
         self.rows_seen += len(rows)
+
+    def merge(self, org_id: str, second: int, key: CellKey, cell: Cell) -> None:
+        """Fold another node's partial aggregate of one second into the live cells."""
+        cells = self.org(org_id).seconds.setdefault(second, {})
+        mine = cells.get(key)
+        if mine is None:
+            cells[key] = cell
+            return
+        mine.absorb(cell)
 
     def prune(self, now: float) -> None:
         """Drop seconds older than any live window (and its previous window) needs."""

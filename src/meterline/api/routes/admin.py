@@ -16,7 +16,7 @@ from meterline.api.deps import requires, services
 from meterline.api.routes.common import read_json
 from meterline.api.schemas import errors
 from meterline.auth import Principal, Scope
-from meterline.errors import ScopeError, ValidationError
+from meterline.errors import NotFoundError, ScopeError, ValidationError
 
 router = APIRouter(prefix="/v2/admin", tags=["admin"])
 admin = requires(Scope.ADMIN_MANAGE)
@@ -91,3 +91,18 @@ async def erase_consumer(
     await asyncio.to_thread(svc.writer.flush_now)
     await asyncio.to_thread(svc.store.erase_consumer, principal.org_id, consumer_id)
     return {"consumer_id": consumer_id, "erased": True}
+
+
+@router.delete("/clients/{client_id}", status_code=200, responses=errors(401, 403, 404))
+async def revoke_client(
+    client_id: str, request: Request, principal: Principal = Depends(admin)
+) -> dict[str, Any]:
+    """Revoke an API client of your org and close its open streams on every node
+    (``error`` AUTH_TOKEN_INVALID, then close 4401)."""
+    svc = services(request)
+    owner = await asyncio.to_thread(svc.auth.client_org, client_id)
+    if owner is None or owner != principal.org_id:
+        raise NotFoundError("no such client in your org", details="Check the client_id.")
+    await asyncio.to_thread(svc.auth.revoke_client, client_id)
+    await svc.hub.revoke(client_id)
+    return {"client_id": client_id, "revoked": True}

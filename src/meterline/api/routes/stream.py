@@ -8,13 +8,20 @@ an ``error`` frame, then closed with a code from the do-not-reconnect range.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
+import logging
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from starlette.requests import HTTPConnection
 
 from meterline.api.deps import requires, services
 from meterline.api.schemas import errors
@@ -26,6 +33,7 @@ from meterline.errors import (
     MeterlineError,
     QuotaExceededError,
     ScopeError,
+    ValidationError,
 )
 from meterline.realtime import (
     CLOSE_BAD_REQUEST,
@@ -41,15 +49,25 @@ from meterline.realtime import (
 )
 from meterline.realtime.protocol import iso_now
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["stream"])
+SESSION_COOKIE = "meterline_session"
+"""The dashboard's session cookie (set by ``/login``)."""
+CLOSE_POLICY = 1008
 
 SUBPROTOCOL = "meterline.v2"
 _BEARER_PREFIX = "meterline.bearer."
-MAX_MESSAGE = 64 * 1024
 
 
-def _subprotocol_token(ws: WebSocket) -> tuple[str | None, bool]:
-    offered = list(ws.scope.get("subprotocols") or [])
+class OriginError(MeterlineError):
+    """A browser page from another site presented the session cookie."""
+
+    code = "ORIGIN_NOT_ALLOWED"
+    status = 403
+
+
+def _subprotocol_token(conn: HTTPConnection) -> tuple[str | None, bool]:
+    offered = list(conn.scope.get("subprotocols") or [])
     token = None
     for item in offered:
         if item.startswith(_BEARER_PREFIX):
@@ -61,11 +79,40 @@ def _subprotocol_token(ws: WebSocket) -> tuple[str | None, bool]:
     return token, SUBPROTOCOL in offered
 
 
-def _authenticate(ws: WebSocket, svc: Services) -> tuple[Principal, float]:
-    """Who is connecting and when their credential expires, in STREAM.md's order."""
-    token, _ = _subprotocol_token(ws)
+def _origin_allowed(conn: HTTPConnection, svc: Services) -> tuple[bool, str]:
+    """Whether a browser's ``Origin`` may use the session cookie here, and why not.
+
+    Allowed: this server as the client reached it (the proxy's forwarded host and scheme
+    honoured), the configured public URL, and ``METERLINE_STREAM_ALLOWED_ORIGINS``.
+    """
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True, ""  # not a browser: no ambient-credential risk
+    origin = origin.rstrip("/").lower()
+    host = conn.headers.get("x-forwarded-host") or conn.headers.get("host", "")
+    proto = conn.headers.get("x-forwarded-proto")
+    if proto is None:
+        proto = "https" if conn.url.scheme in ("wss", "https") else "http"
+    allowed = {f"{proto}://{host.split(',')[0].strip()}".lower()}
+    settings = svc.settings
+    if settings.public_url:
+        parts = urlsplit(settings.public_url)
+        allowed.add(f"{parts.scheme}://{parts.netloc}".lower())
+    allowed.update(o.lower() for o in settings.stream_allowed_origins)
+    if origin in allowed:
+        return True, ""
+    return False, (
+        f"Origin {origin} is not this server ({', '.join(sorted(allowed))}); add it to "
+        "METERLINE_STREAM_ALLOWED_ORIGINS to allow a session cookie from there."
+    )
+
+
+def _authenticate(conn: HTTPConnection, svc: Services) -> tuple[Principal, float]:
+    """Who is connecting and when their credential expires, in STREAM.md's order, then
+    the dashboard's session cookie (checked against ``Origin``)."""
+    token, _ = _subprotocol_token(conn)
     if token is None:
-        ticket = ws.query_params.get("ticket")
+        ticket = conn.query_params.get("ticket")
         if ticket is not None:
             grant = svc.tickets.redeem(ticket)
             if grant is None:
@@ -74,12 +121,19 @@ def _authenticate(ws: WebSocket, svc: Services) -> tuple[Principal, float]:
                     details="Tickets are single-use and valid 60 s; request a new one.",
                 )
             return grant.principal, grant.token_expires_at
-        token = ws.query_params.get("token")
+        token = conn.query_params.get("token")
     if token is None:
-        header = ws.headers.get("authorization", "")
+        header = conn.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             token = value.strip()
+    if token is None and conn.cookies.get(SESSION_COOKIE):
+        ok, why = _origin_allowed(conn, svc)
+        if not ok:
+            # Cross-site WebSocket hijacking: another site's page riding the cookie.
+            log.warning("stream refused: session cookie from a foreign origin. %s", why)
+            raise OriginError("this origin may not use the session cookie", details=why)
+        token = conn.cookies[SESSION_COOKIE]
     if not token:
         raise AuthMissingError(
             "no credentials were sent",
@@ -123,6 +177,9 @@ async def stream(ws: WebSocket) -> None:
     try:
         principal, expires_at = _authenticate(ws, svc)
         principal.require(Scope.ANALYTICS_READ)
+    except OriginError as exc:
+        await _reject(ws, exc, CLOSE_POLICY, now)
+        return
     except ScopeError as exc:
         await _reject(ws, exc, CLOSE_SCOPE, now)
         return
@@ -154,19 +211,27 @@ async def stream(ws: WebSocket) -> None:
 
 async def _serve(ws: WebSocket, svc: Services, conn: Connection) -> None:
     hub = svc.hub
+    max_bytes = hub.message_limit(conn.principal.plan)
     while conn.state is ConnectionState.SUBSCRIBED:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")
         now = hub.clock()
+        conn.last_received = now
         if text is None:
             conn.offer(error_frame("VALIDATION_ERROR", "send JSON text frames", None, None, now))
             await conn.flush_and_close(CLOSE_BAD_REQUEST, "binary frames are not supported")
             return
-        if len(text.encode()) > MAX_MESSAGE:
+        if len(text.encode()) > max_bytes:
             conn.offer(
-                error_frame("MESSAGE_TOO_LARGE", "messages are limited to 64 KiB", None, None, now)
+                error_frame(
+                    "MESSAGE_TOO_LARGE",
+                    f"messages are limited to {max_bytes // 1024} KiB on this plan",
+                    "Split the subscription, or upgrade the plan.",
+                    None,
+                    now,
+                )
             )
             await conn.flush_and_close(CLOSE_TOO_BIG, "message too large")
             return
@@ -193,6 +258,7 @@ async def _handle(svc: Services, conn: Connection, body: dict[str, Any], now: fl
         elif action == "unsubscribe":
             hub.unsubscribe(conn, str(body.get("subscription_id")))
         elif action == "ping":
+            conn.pings_expected = True
             conn.offer({"type": "pong", "id": body.get("id"), "timestamp": iso_now(now)})
         elif action == "refresh":
             token = body.get("token")
@@ -224,3 +290,140 @@ async def _handle(svc: Services, conn: Connection, body: dict[str, Any], now: fl
     except MeterlineError as exc:
         code = "AUTH_TOKEN_INVALID" if action == "refresh" else exc.code
         conn.offer(error_frame(code, exc.message, exc.details, sub_id, now, exc.validation_errors))
+
+
+# -- Server-Sent Events: the read-only fallback -----------------------------------------
+
+_SSE_FILTERS = ("regions", "endpoints", "consumers", "status_class", "methods", "models")
+
+
+def _sse_subscriptions(request: Request) -> list[dict[str, Any]]:
+    """The subscribe messages of an SSE request: ``?subscribe=`` (one JSON subscription or
+    a list), or the flat form ``?metrics=a,b&time_window=5m&regions=eu…``."""
+    params = request.query_params
+    raw = params.get("subscribe")
+    if raw is not None:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise ValidationError(
+                "subscribe must be JSON",
+                validation_errors=[{"field": "subscribe", "message": "not valid JSON"}],
+            ) from None
+        items = parsed if isinstance(parsed, list) else [parsed]
+        if not items or not all(isinstance(i, dict) for i in items):
+            raise ValidationError(
+                "subscribe must be a subscription object or a list of them",
+                validation_errors=[{"field": "subscribe", "message": "give objects"}],
+            )
+        return [{**i, "action": "subscribe"} for i in items]
+    metrics = params.get("metrics", "all")
+    filters: dict[str, Any] = {"time_window": params.get("time_window", "5m")}
+    if "aggregation" in params:
+        filters["aggregation"] = params["aggregation"]
+    for name in _SSE_FILTERS:
+        if name in params:
+            filters[name] = [v for v in params[name].split(",") if v]
+    return [
+        {
+            "action": "subscribe",
+            "subscription_id": params.get("subscription_id", "sse"),
+            "metrics": "all" if metrics == "all" else [m for m in metrics.split(",") if m],
+            "filters": filters,
+            "delivery_frequency": params.get("delivery_frequency", "real_time"),
+        }
+    ]
+
+
+def _event_id(state: dict[str, Any]) -> str:
+    raw = json.dumps(state, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _last_event(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        state = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (ValueError, binascii.Error):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+@router.get(
+    "/v2/stream/sse",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "the stream"},
+        **errors(400, 401, 403, 429),
+    },
+)
+async def stream_sse(request: Request) -> StreamingResponse:
+    """The stream as Server-Sent Events for clients that cannot hold a WebSocket: the same
+    auth and messages, read-only (subscriptions are given in the URL), with heartbeats.
+    ``Last-Event-ID`` resumes: missed updates and alerts are replayed on the same node."""
+    svc = services(request)
+    hub = svc.hub
+    principal, expires_at = _authenticate(request, svc)
+    principal.require(Scope.ANALYTICS_READ)
+    subscriptions = [parse_subscribe(m) for m in _sse_subscriptions(request)]
+    resumed = _last_event(request.headers.get("last-event-id"))
+    queue: asyncio.Queue[str | int] = asyncio.Queue(maxsize=1)
+
+    async def send(frame: str) -> None:
+        # Blocks while the client does not read: the write deadline then evicts it.
+        await queue.put(frame)
+
+    async def close(code: int, reason: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(code)
+
+    conn = Connection("c_" + secrets.token_urlsafe(9), principal, expires_at, send, close)
+    connected = hub.register(conn)  # QUOTA_EXCEEDED becomes a 429 before any byte is sent
+    conn.offer(connected)
+    try:
+        for spec in subscriptions:
+            resume = None
+            if resumed:
+                resume = {
+                    "epoch": resumed.get("e"),
+                    "connection_id": resumed.get("c"),
+                    "seq": (resumed.get("s") or {}).get(spec.subscription_id, 0),
+                }
+                if isinstance(resumed.get("a"), str):
+                    resume["last_alert_id"] = resumed["a"]
+            await hub.subscribe(conn, spec, resume)
+    except MeterlineError:
+        hub.unregister(conn)
+        raise
+
+    state: dict[str, Any] = {"e": hub.epoch, "c": conn.connection_id, "s": {}}
+    if isinstance(resumed.get("a"), str):
+        state["a"] = resumed["a"]
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            while True:
+                item = await queue.get()
+                if isinstance(item, int):
+                    yield f"event: close\ndata: {json.dumps({'code': item})}\n\n"
+                    return
+                message = json.loads(item)
+                kind = message.get("type", "message")
+                if kind == "metric_update" and not message.get("replayed"):
+                    state["s"][message["subscription_id"]] = message["seq"]
+                elif kind == "metric_update":
+                    state["s"][message["subscription_id"]] = max(
+                        message["seq"], state["s"].get(message["subscription_id"], 0)
+                    )
+                elif kind == "alert" and message.get("event_id"):
+                    state["a"] = max(state.get("a", ""), message["event_id"])
+                yield f"id: {_event_id(state)}\nevent: {kind}\ndata: {item}\n\n"
+        finally:
+            hub.unregister(conn)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

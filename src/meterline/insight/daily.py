@@ -29,14 +29,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from statsforecast.models import AutoETS, DynamicOptimizedTheta, SeasonalNaive
 
-from meterline.insight.forecast import BacktestResult, Prediction
+from meterline.insight.forecast import BacktestResult, Prediction, bucketed
 
 Array = npt.NDArray[np.float64]
 Model = Callable[[Array, int], Array]
@@ -102,20 +102,7 @@ DEFAULT_MODEL = "snaive7"
 
 def daily(epochs: Sequence[float], values: Sequence[float]) -> tuple[list[datetime], Array]:
     """Sum values into UTC days; missing days repeat the previous day's value."""
-    sums: dict[int, float] = {}
-    for t, v in zip(epochs, values, strict=True):
-        day = int(t // 86400)
-        sums[day] = sums.get(day, 0.0) + v
-    if not sums:
-        return [], np.zeros(0)
-    first, last = min(sums), max(sums)
-    out = np.zeros(last - first + 1)
-    prev = 0.0
-    for i in range(last - first + 1):
-        prev = sums.get(first + i, prev)
-        out[i] = prev
-    stamps = [datetime.fromtimestamp((first + i) * 86400, tz=UTC) for i in range(len(out))]
-    return stamps, out
+    return bucketed(epochs, values, 86400)
 
 
 @dataclass(slots=True)

@@ -58,12 +58,14 @@ MODELS: dict[str, Model] = {
 DEFAULT_MODEL = "snaive168_level"
 
 
-def hourly(epochs: Sequence[float], values: Sequence[float]) -> tuple[list[datetime], Array]:
-    """Sum values into UTC hours; missing hours repeat the previous hour's value."""
+def bucketed(
+    epochs: Sequence[float], values: Sequence[float], seconds: int
+) -> tuple[list[datetime], Array]:
+    """Sum values into UTC buckets of ``seconds``; a missing bucket repeats the previous."""
     sums: dict[int, float] = {}
     for t, v in zip(epochs, values, strict=True):
-        hour = int(t // 3600)
-        sums[hour] = sums.get(hour, 0.0) + v
+        bucket = int(t // seconds)
+        sums[bucket] = sums.get(bucket, 0.0) + v
     if not sums:
         return [], np.zeros(0)
     first, last = min(sums), max(sums)
@@ -72,8 +74,13 @@ def hourly(epochs: Sequence[float], values: Sequence[float]) -> tuple[list[datet
     for i in range(last - first + 1):
         prev = sums.get(first + i, prev)
         out[i] = prev
-    stamps = [datetime.fromtimestamp((first + i) * 3600, tz=UTC) for i in range(len(out))]
+    stamps = [datetime.fromtimestamp((first + i) * seconds, tz=UTC) for i in range(len(out))]
     return stamps, out
+
+
+def hourly(epochs: Sequence[float], values: Sequence[float]) -> tuple[list[datetime], Array]:
+    """Sum values into UTC hours; missing hours repeat the previous hour's value."""
+    return bucketed(epochs, values, 3600)
 
 
 @dataclass(frozen=True, slots=True)

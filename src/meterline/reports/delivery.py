@@ -174,8 +174,17 @@ def send_webhook(parcel: Parcel, url: str, config: ReportsConfig) -> None:
         headers["X-Meterline-Signature"] = webhook_signature(
             parcel.webhook_secret, int(time.time()), body
         )
+    post_webhook(url, body, headers, timeout=30)
+
+
+def post_webhook(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> None:
+    """POST ``body`` to a webhook and classify the outcome.
+
+    Returns on 2xx; raises :class:`PermanentDeliveryError` for a 4xx other than 408/429
+    (retrying cannot help) and :class:`TemporaryDeliveryError` otherwise.
+    """
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=30)
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise TemporaryDeliveryError(f"webhook unreachable: {exc}") from None
     if response.status_code < 300:

@@ -8,13 +8,7 @@ same scheme as report webhooks.
 
 from __future__ import annotations
 
-import httpx
-
-from meterline.reports.delivery import (
-    PermanentDeliveryError,
-    TemporaryDeliveryError,
-    webhook_signature,
-)
+from meterline.reports.delivery import post_webhook, webhook_signature
 
 
 def send_alert_webhook(
@@ -30,12 +24,4 @@ def send_alert_webhook(
     }
     if secret:
         headers["X-Meterline-Signature"] = webhook_signature(secret, int(now), body)
-    try:
-        response = httpx.post(url, content=body, headers=headers, timeout=15)
-    except httpx.HTTPError as exc:
-        raise TemporaryDeliveryError(f"webhook unreachable: {exc}") from None
-    if response.status_code < 300:
-        return
-    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-        raise PermanentDeliveryError(f"webhook answered {response.status_code}")
-    raise TemporaryDeliveryError(f"webhook answered {response.status_code}")
+    post_webhook(url, body, headers, timeout=15)

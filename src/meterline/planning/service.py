@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -17,7 +18,7 @@ from meterline.query import Filter, QueryService
 
 CURRENT_WINDOW = timedelta(hours=24)
 CACHE_SECONDS = 300.0
-"""How long a forecast is reused for the same org, series and last complete bucket."""
+"""How long a forecast is reused for the same org, series and history."""
 
 
 class PlanningService:
@@ -40,17 +41,19 @@ class PlanningService:
         filters: Sequence[Filter] = (),
     ) -> series.Forecast:
         """A forecast of ``metric``, reused for :data:`CACHE_SECONDS` by any request
-        that reaches no further (fitting is the slow part, and a planner asks again and
-        again while trying scenarios); a new complete bucket makes a new forecast."""
+        that reaches no further and sees exactly the same history (fitting is the slow
+        part, and a planner asks again and again while trying scenarios); any change to
+        the history — a new bucket, a back-dated event — makes a new forecast."""
         series.check_granularity(granularity, horizon)
         now = self.queries.now()
-        key = (org_id, metric, granularity, tuple(filters), series.floor_bucket(now, granularity))
+        history = series.metric_history(self.queries, org_id, metric, granularity, filters, now)
+        fingerprint = hashlib.blake2b(history.values.tobytes(), digest_size=16).digest()
+        key = (org_id, metric, granularity, tuple(filters), history.end, fingerprint)
         moment = self.clock()
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None and moment - hit[0] <= CACHE_SECONDS and hit[1].horizon >= horizon:
             return hit[1].head(horizon)
-        history = series.metric_history(self.queries, org_id, metric, granularity, filters, now)
         # a daily fit costs the same for any horizon; an hourly one grows with it
         reach = series.MAX_HORIZON["day"] if granularity == "day" else max(horizon, 24)
         full = series.predict(history, reach)

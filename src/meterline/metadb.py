@@ -9,18 +9,23 @@ in version order. Several processes (the server and the admin CLI) may share the
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Engine,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import Connection
@@ -94,3 +99,42 @@ def migrate(engine: Engine) -> list[tuple[str, int]]:
                 )
                 applied.append((component, version))
     return applied
+
+
+def paging_problems(page: int, limit: int) -> list[dict[str, str]]:
+    """Validation errors for a ``page`` (1–10,000) and ``limit`` (1–500) of a listing."""
+    problems = []
+    if not 1 <= page <= 10_000:
+        problems.append({"field": "page", "message": "must be 1 to 10000"})
+    if not 1 <= limit <= 500:
+        problems.append({"field": "limit", "message": "must be 1 to 500"})
+    return problems
+
+
+def fetch_page(
+    engine: Engine,
+    table: Table,
+    condition: ColumnElement[bool],
+    order_by: Sequence[ColumnElement[Any]],
+    page: int,
+    limit: int,
+) -> tuple[list[Row[Any]], dict[str, int]]:
+    """One page of ``table``'s rows matching ``condition``, and the seeds' pagination object."""
+    with engine.connect() as conn:
+        total = int(
+            conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
+        )
+        rows = conn.execute(
+            select(table)
+            .where(condition)
+            .order_by(*order_by)
+            .limit(limit)
+            .offset((page - 1) * limit)
+        ).all()
+    pagination = {
+        "page": page,
+        "limit": limit,
+        "total_pages": math.ceil(total / limit),
+        "total_count": total,
+    }
+    return list(rows), pagination

@@ -11,17 +11,17 @@ little.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, select, update
 
 from meterline.alerts.tables import alert_sensitivity, alerts
 from meterline.clock import Clock
 from meterline.errors import ConflictError, NotFoundError, ValidationError
 from meterline.insight.anomalies import KINDS, iso
+from meterline.metadb import fetch_page, paging_problems
 from meterline.query import parse_instant
 
 STATUSES = ("open", "acknowledged", "resolved")
@@ -415,10 +415,7 @@ class AlertBook:
             problems.append({"field": "source", "message": f"one of {', '.join(SOURCES)}"})
         if kind is not None and kind not in KINDS:
             problems.append({"field": "kind", "message": f"one of {', '.join(KINDS)}"})
-        if not 1 <= page <= 10_000:
-            problems.append({"field": "page", "message": "must be 1 to 10000"})
-        if not 1 <= limit <= 500:
-            problems.append({"field": "limit", "message": "must be 1 to 500"})
+        problems += paging_problems(page, limit)
         if problems:
             raise ValidationError("invalid alert filters", validation_errors=problems)
         where = [alerts.c.org_id == org_id]
@@ -435,24 +432,12 @@ class AlertBook:
             where.append(alerts.c.last_seen_at >= parse_instant(since, "since").timestamp())
         if until is not None:
             where.append(alerts.c.opened_at < parse_instant(until, "until").timestamp())
-        condition = and_(*where)
-        with self.engine.connect() as conn:
-            total = int(
-                conn.execute(select(func.count()).select_from(alerts).where(condition)).scalar_one()
-            )
-            rows = conn.execute(
-                select(alerts)
-                .where(condition)
-                .order_by(alerts.c.opened_at.desc(), alerts.c.alert_id)
-                .limit(limit)
-                .offset((page - 1) * limit)
-            ).all()
-        return {
-            "data": [alert_json(r) for r in rows],
-            "pagination": {
-                "page": page,
-                "limit": limit,
-                "total_pages": math.ceil(total / limit),
-                "total_count": total,
-            },
-        }
+        rows, pagination = fetch_page(
+            self.engine,
+            alerts,
+            and_(*where),
+            (alerts.c.opened_at.desc(), alerts.c.alert_id),
+            page,
+            limit,
+        )
+        return {"data": [alert_json(r) for r in rows], "pagination": pagination}

@@ -8,19 +8,19 @@ peak. Otherwise it starts a new episode.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, select, update
 
 from meterline.errors import ValidationError
 from meterline.insight.anomalies.detectors import Finding
 from meterline.insight.anomalies.engine import KINDS
 from meterline.insight.anomalies.tables import anomalies
+from meterline.metadb import fetch_page, paging_problems
 from meterline.query import parse_instant
 
 
@@ -177,10 +177,7 @@ class AnomalyHistory:
         problems = []
         if kind is not None and kind not in KINDS:
             problems.append({"field": "kind", "message": f"one of {', '.join(KINDS)}"})
-        if not 1 <= page <= 10_000:
-            problems.append({"field": "page", "message": "must be 1 to 10000"})
-        if not 1 <= limit <= 500:
-            problems.append({"field": "limit", "message": "must be 1 to 500"})
+        problems += paging_problems(page, limit)
         if problems:
             raise ValidationError("invalid anomaly filters", validation_errors=problems)
         where = [anomalies.c.org_id == org_id]
@@ -197,26 +194,12 @@ class AnomalyHistory:
         ):
             if value is not None:
                 where.append(column == value)
-        condition = and_(*where)
-        with self.engine.connect() as conn:
-            total = int(
-                conn.execute(
-                    select(func.count()).select_from(anomalies).where(condition)
-                ).scalar_one()
-            )
-            rows = conn.execute(
-                select(anomalies)
-                .where(condition)
-                .order_by(anomalies.c.started_at.desc(), anomalies.c.anomaly_id)
-                .limit(limit)
-                .offset((page - 1) * limit)
-            ).all()
-        return {
-            "data": [anomaly_json(r) for r in rows],
-            "pagination": {
-                "page": page,
-                "limit": limit,
-                "total_pages": math.ceil(total / limit),
-                "total_count": total,
-            },
-        }
+        rows, pagination = fetch_page(
+            self.engine,
+            anomalies,
+            and_(*where),
+            (anomalies.c.started_at.desc(), anomalies.c.anomaly_id),
+            page,
+            limit,
+        )
+        return {"data": [anomaly_json(r) for r in rows], "pagination": pagination}

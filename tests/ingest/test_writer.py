@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event
+from meterline.events.arrow import ipc_to_batch
 from meterline.ingest import IngestWriter
 from meterline.store import Store
 
@@ -51,7 +52,7 @@ def test_a_refused_record_is_quarantined_and_the_rest_land(
 
         async def send() -> None:
             await writer.write(rows(org, 5))
-            await writer.write_encoded([b'["not", "a", "row"]'])
+            await writer.write_payload(b"not an arrow stream", 1)
             await writer.write(rows(org, 3))
 
         asyncio.run(send())
@@ -77,7 +78,7 @@ def test_replay_after_a_crash_skips_records_already_stored(
     # Simulate a crash after the store insert but before the checkpoint: insert the
     # logged rows by hand, then start a new writer on the same log.
     for _start, _end, payload in writer.wal.replay(writer.wal.read_checkpoint()):
-        chdb_store.insert_encoded(payload)
+        chdb_store.insert_batches([ipc_to_batch(payload)])
     writer.wal.close()
     again = IngestWriter(chdb_store, tmp_path / "wal", flush_interval=0.05, fsync=False)
     again.start()

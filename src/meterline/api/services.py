@@ -73,7 +73,7 @@ class Services:
         windows = LiveWindows()
         # Seeded before ingest opens, then fed by every durable batch.
         seed_windows(windows, store, clock())
-        writer.listeners.append(windows.add_rows)
+        writer.listeners.append(windows.add_batch)
         normaliser = RouteNormaliser.from_file(
             settings.data_dir / "route-rules.json", extra=settings.route_rules
         )
@@ -116,7 +116,7 @@ class Services:
                 # An embedded store seeded only this node's past; a shared one, everyone's.
                 history=settings.resolved_store_url.startswith("chdb://"),
             )
-            writer.listeners.append(relay.add_rows)
+            writer.listeners.append(relay.add_batch)
         hub = StreamHub(
             windows,
             queries,

@@ -1,6 +1,6 @@
-"""Turning one request body into store-ready lines: the CPU-heavy half of ingest.
+"""Turning one request body into store-ready rows: the CPU-heavy half of ingest.
 
-:func:`prepare_body` decodes, validates, normalises and encodes a batch. It touches no
+:func:`prepare_body` decodes, validates, normalises and encodes a batch (as Arrow). It touches no
 shared state, so the server runs it in worker processes (:class:`PreparePool`) and keeps
 only deduplication and the durable write on the event loop.
 """
@@ -13,20 +13,18 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
-from meterline.events import EventRejection, PriceTable, RouteNormaliser, validate_event
+from meterline.events import EventRejection, EventRow, PriceTable, RouteNormaliser, validate_event
+from meterline.events.arrow import rows_to_ipc
 from meterline.ingest.decode import decode_body
-
-_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(slots=True)
 class PreparedBatch:
-    """A body's valid events as encoded store rows, their ids, and what was rejected."""
+    """A body's valid events as one Arrow IPC stream of store rows (``payload``), their
+    ids in the same order, and what was rejected."""
 
     event_ids: list[str] = field(default_factory=list)
-    lines: list[bytes] = field(default_factory=list)
+    payload: bytes = b""
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -72,6 +70,7 @@ def prepare_items(
     """Validate decoded items and encode the valid ones as store rows (``history``
     accepts timestamps of any age)."""
     batch = PreparedBatch()
+    rows: list[EventRow] = []
     for index, item in enumerate(items):
         checked = (
             item
@@ -93,7 +92,9 @@ def prepare_items(
             continue
         checked[-1] = context.record_id
         batch.event_ids.append(checked[1])
-        batch.lines.append(_encode(checked))
+        rows.append(checked)
+    if rows:
+        batch.payload = rows_to_ipc(rows)
     return batch
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from meterline.clock import Clock, system_clock
 from meterline.events import PriceTable, RouteNormaliser
+from meterline.events.arrow import batch_to_ipc, ipc_to_batch
 from meterline.ingest.prepare import (
     BatchContext,
     PreparedBatch,
@@ -105,23 +108,29 @@ class IngestService:
 
     async def _commit(self, org_id: str, batch: PreparedBatch) -> IngestResult:
         result = IngestResult(rejected=batch.rejected)
-        lines = []
+        keep = []
         reserved = []
         recent = self.writer.recent
         # Reserve synchronously (no await in between), so two concurrent requests
         # carrying the same event_id cannot both count it.
-        for event_id, line in zip(batch.event_ids, batch.lines, strict=True):
-            if not recent.reserve(org_id, event_id):
+        for event_id in batch.event_ids:
+            fresh = recent.reserve(org_id, event_id)
+            keep.append(fresh)
+            if fresh:
+                reserved.append(recent.key(org_id, event_id))
+            else:
                 result.duplicates += 1
-                continue
-            reserved.append(recent.key(org_id, event_id))
-            lines.append(line)
+        payload = batch.payload
+        if result.duplicates and reserved:
+            rows = ipc_to_batch(payload).filter(pa.array(keep))
+            payload = batch_to_ipc(rows)
         try:
-            await self.writer.write_encoded(lines)
+            if reserved:
+                await self.writer.write_payload(payload, len(reserved))
         except BaseException:
             recent.release(reserved)
             raise
-        result.accepted = len(lines)
+        result.accepted = len(reserved)
         counter = self.telemetry.ingest_events
         counter.labels("accepted").inc(result.accepted)
         counter.labels("duplicate").inc(result.duplicates)

@@ -17,29 +17,41 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+import pyarrow as pa
 
 from meterline.errors import MeterlineError
 from meterline.events import ROW_COLUMNS, EventRow
+from meterline.events.arrow import batch_to_ipc, ipc_to_batch, is_ipc, rows_to_ipc
 from meterline.ingest.dedup import RecentKeys
 from meterline.ingest.wal import Position, WriteAheadLog
-from meterline.store import Store, encode_rows
+from meterline.store import Store
 from meterline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 _BATCH = ROW_COLUMNS.index("ingest_batch")
-_RECEIVED = ROW_COLUMNS.index("received_at")
-_ORG = ROW_COLUMNS.index("org_id")
-_EVENT_ID = ROW_COLUMNS.index("event_id")
 _decode_row = msgspec.json.Decoder(list[object]).decode
 
-Listener = Callable[[Sequence[EventRow]], None]
+_INSERT_ROWS = 200_000
+"""Rows per store insert at most: large enough to amortise the per-insert cost of the
+rollup views, small enough to keep one insert's memory bounded."""
+
+Listener = Callable[[pa.RecordBatch], None]
+"""Told of every durably written batch of rows (Arrow, ``EVENT_SCHEMA``)."""
+
+
+def _logged_batch(payload: bytes) -> pa.RecordBatch:
+    """The rows of one log record: an Arrow IPC stream, or JSON lines in older logs."""
+    if is_ipc(payload):
+        return ipc_to_batch(payload)
+    rows = [_decode_row(line) for line in payload.split(b"\n") if line]
+    return ipc_to_batch(rows_to_ipc(rows))
 
 
 class BackpressureError(MeterlineError):
@@ -51,14 +63,14 @@ class BackpressureError(MeterlineError):
 
 @dataclass(slots=True)
 class _Pending:
-    """Acknowledged rows not yet in the store: encoded payloads, in log order."""
+    """Acknowledged rows not yet in the store: Arrow record batches, in log order."""
 
-    payloads: list[bytes] = field(default_factory=list)
+    batches: list[pa.RecordBatch] = field(default_factory=list)
     rows: int = 0
     end: Position | None = None
 
     def take(self, other: _Pending) -> None:
-        self.payloads.extend(other.payloads)
+        self.batches.extend(other.batches)
         self.rows += other.rows
         if other.end is not None:
             self.end = other.end
@@ -109,7 +121,7 @@ class IngestWriter:
     def start(self) -> None:
         """Replay the log into the store, load dedup memory, start the threads."""
         self._recover()
-        if self._pending.payloads or self._pending.end is not None:
+        if self._pending.batches or self._pending.end is not None:
             # Recovered rows go to the store before the server reports ready, so what
             # was acknowledged before a crash is queryable as soon as it is back.
             recovered, self._pending = self._pending, _Pending()
@@ -135,17 +147,21 @@ class IngestWriter:
 
     def _recover(self) -> None:
         checkpoint = self.wal.read_checkpoint()
-        records: list[tuple[str, Position, bytes, list[list[object]]]] = []
+        records: list[tuple[str, Position, pa.RecordBatch]] = []
         for _start, end, payload in self.wal.replay(checkpoint):
-            rows = [_decode_row(line) for line in payload.split(b"\n") if line]
-            if rows:
-                records.append((str(rows[0][_BATCH]), end, payload, rows))
+            try:
+                batch = _logged_batch(payload)
+            except Exception:
+                self._quarantine(payload)
+                continue
+            if batch.num_rows:
+                records.append((str(batch.column("ingest_batch")[0]), end, batch))
         if records:
             present = self.store.inserted_batches(r[0] for r in records)
-            for record_id, end, payload, rows in records:
+            for record_id, end, batch in records:
                 if record_id not in present:
-                    self._pending.payloads.append(payload)
-                    self._pending.rows += len(rows)
+                    self._pending.batches.append(batch)
+                    self._pending.rows += batch.num_rows
                 self._pending.end = end
             log.info(
                 "replayed %d log records (%d already stored), %d rows pending",
@@ -156,7 +172,9 @@ class IngestWriter:
         since = int(time.time() * 1000) - 2 * 86_400_000
         stored = self.store.recent_event_keys(since, self.recent.capacity)
         self.recent.load(reversed(stored))
-        self.recent.load((str(r[_ORG]), str(r[_EVENT_ID])) for *_, rows in records for r in rows)
+        for *_, batch in records:
+            orgs = batch.column("org_id").to_pylist()
+            self.recent.load(zip(orgs, batch.column("event_id").to_pylist(), strict=True))
         self.telemetry.pending_rows.set(self._pending.rows)
 
     # -- the request side ------------------------------------------------------------------
@@ -172,15 +190,13 @@ class IngestWriter:
         record_id = self.new_record_id()
         for row in rows:
             row[_BATCH] = record_id
-        await self._write(encode_rows(rows), len(rows), rows)
+        await self.write_payload(rows_to_ipc(rows), len(rows))
 
-    async def write_encoded(self, lines: list[bytes]) -> None:
-        """Like :meth:`write` for rows already encoded by ``store.encode_rows`` (one line
-        each, their record id set)."""
-        if lines:
-            await self._write(b"\n".join(lines), len(lines), None)
-
-    async def _write(self, payload: bytes, count: int, rows: list[EventRow] | None) -> None:
+    async def write_payload(self, payload: bytes, count: int) -> None:
+        """Like :meth:`write` for ``count`` rows already in one Arrow IPC stream (as
+        ``events.arrow.rows_to_ipc`` writes them, their record id set)."""
+        if not count:
+            return
         if self._pending.rows > self.max_pending_rows:
             raise BackpressureError(
                 "the store is behind and the ingest buffer is full",
@@ -191,11 +207,13 @@ class IngestWriter:
         await asyncio.wrap_future(future)
         if not self.listeners:
             return
-        if rows is None:
-            rows = [list(_decode_row(line)) for line in payload.split(b"\n")]
+        try:
+            batch = ipc_to_batch(payload)
+        except Exception:
+            return  # the flusher quarantines a payload that is not Arrow
         for listener in self.listeners:
             try:
-                listener(rows)
+                listener(batch)
             except Exception:
                 log.exception("ingest listener failed")
 
@@ -231,10 +249,16 @@ class IngestWriter:
             del exc
             return
         self.telemetry.wal_commit.observe(time.perf_counter() - started)
+        decoded = []
+        for payload, _, _ in batch:
+            try:
+                decoded.append(ipc_to_batch(payload))
+            except Exception:
+                self._quarantine(payload)
         with self._cond:
-            for payload, count, _ in batch:
-                self._pending.payloads.append(payload)
-                self._pending.rows += count
+            for rows in decoded:
+                self._pending.batches.append(rows)
+                self._pending.rows += rows.num_rows
             self._pending.end = spans[-1][1]
             if self._pending.rows >= self.flush_rows:
                 self._cond.notify_all()
@@ -256,7 +280,7 @@ class IngestWriter:
                 stopping = self._stopping
                 taken, self._pending = self._pending, _Pending()
                 self._inflight = taken.rows
-            if taken.payloads:
+            if taken.batches:
                 if not self._flush(taken):
                     with self._cond:
                         taken.take(self._pending)
@@ -274,11 +298,11 @@ class IngestWriter:
                 self.wal.checkpoint(taken.end)
             if stopping:
                 with self._cond:
-                    if not self._pending.payloads:
+                    if not self._pending.batches:
                         return
 
     def _flush(self, pending: _Pending) -> bool:
-        if not pending.payloads:
+        if not pending.batches:
             if pending.end is not None:
                 self.wal.checkpoint(pending.end)
             return True
@@ -292,10 +316,14 @@ class IngestWriter:
         started = time.perf_counter()
         inserted = 0
         # Large inserts are far cheaper per row; cap them so one stays bounded.
-        while pending.payloads:
-            chunk = pending.payloads[:400]
+        while pending.batches:
+            size = rows = 0
+            while size < len(pending.batches) and rows < _INSERT_ROWS:
+                rows += pending.batches[size].num_rows
+                size += 1
+            chunk = pending.batches[:size]
             try:
-                self.store.insert_encoded(b"\n".join(chunk))
+                self.store.insert_batches(chunk)
             except Exception:
                 if not self.store.ping():
                     log.exception("store unavailable; %d rows wait in the log", pending.rows)
@@ -305,8 +333,8 @@ class IngestWriter:
                 # so one bad record cannot hold back every event after it.
                 self._insert_one_by_one(chunk)
             # Drop what is stored, so a retry after a later failure cannot repeat it.
-            del pending.payloads[: len(chunk)]
-            inserted += sum(p.count(b"\n") + 1 for p in chunk)
+            del pending.batches[:size]
+            inserted += rows
         self.telemetry.store_insert.observe(time.perf_counter() - started)
         self.telemetry.store_insert_rows.inc(inserted)
         if pending.end is not None:
@@ -315,17 +343,22 @@ class IngestWriter:
             self.telemetry.pending_rows.set(self._pending.rows)
         return True
 
-    def _insert_one_by_one(self, payloads: list[bytes]) -> None:
-        quarantine = self.wal.directory / "quarantine"
-        for payload in payloads:
+    def _insert_one_by_one(self, batches: list[pa.RecordBatch]) -> None:
+        for batch in batches:
             try:
-                self.store.insert_encoded(payload)
+                self.store.insert_batches([batch])
             except Exception:
-                quarantine.mkdir(exist_ok=True)
-                path = quarantine / f"{time.time_ns()}.ndjson"
-                path.write_bytes(payload)
-                self.telemetry.store_insert_failures.inc()
-                log.exception("the store refused one ingest record; kept in %s", path)
+                log.exception("the store refused one ingest record")
+                self._quarantine(batch_to_ipc(batch))
+
+    def _quarantine(self, payload: bytes) -> None:
+        """Keep a log record the store cannot take in ``quarantine/`` for inspection."""
+        quarantine = self.wal.directory / "quarantine"
+        quarantine.mkdir(exist_ok=True)
+        path = quarantine / f"{time.time_ns()}.arrow"
+        path.write_bytes(payload)
+        self.telemetry.store_insert_failures.inc()
+        log.error("an ingest record could not be stored; kept in %s", path)
 
     def flush_now(self, timeout: float = 30.0) -> None:
         """Block until every row acknowledged so far is in the store (tests, shutdown)."""
@@ -334,7 +367,7 @@ class IngestWriter:
             self._cond.notify_all()
         while time.monotonic() < deadline:
             with self._cond:
-                if not self._pending.payloads and not self._inflight and self._commits.empty():
+                if not self._pending.batches and not self._inflight and self._commits.empty():
                     break
                 self._cond.notify_all()
             time.sleep(0.01)

@@ -113,7 +113,7 @@ class StreamHub:
 
     Example:
         >>> hub = StreamHub(LiveWindows(), queries)  # doctest: +SKIP
-        >>> writer.listeners.append(hub.windows.add_rows)  # doctest: +SKIP
+        >>> writer.listeners.append(hub.windows.add_batch)  # doctest: +SKIP
         >>> await hub.start()  # doctest: +SKIP
     """
 

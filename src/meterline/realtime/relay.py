@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio.retry import Retry
@@ -162,7 +163,7 @@ class Relay:
 
     Example:
         >>> relay = Relay("redis://localhost:6379/0", windows, node_id="a1")  # doctest: +SKIP
-        >>> writer.listeners.append(relay.add_rows)  # doctest: +SKIP
+        >>> writer.listeners.append(relay.add_batch)  # doctest: +SKIP
         >>> await relay.start()  # doctest: +SKIP
     """
 
@@ -241,8 +242,12 @@ class Relay:
     # -- publishing -----------------------------------------------------------------------
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """The ingest writer's listener: remember rows for the next partial."""
+        """Remember rows (in ``ROW_COLUMNS`` order) for the next partial."""
         self.pending.add_rows(rows)
+
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """The ingest writer's listener: remember a batch of rows for the next partial."""
+        self.pending.add_batch(batch)
 
     def _cut(self) -> None:
         pending, self.pending = self.pending, LiveWindows()

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from meterline.events import ROW_COLUMNS
 from meterline.query import Filter
 from meterline.realtime.sketch import LatencySketch
@@ -22,12 +24,26 @@ LIVE_SECONDS = 3600
 KEPT_SECONDS = 2 * LIVE_SECONDS + 5
 """Seconds kept: the longest window plus the previous one (for ``change``)."""
 
-_I = {name: i for i, name in enumerate(ROW_COLUMNS)}
-_ORG, _TYPE, _TS = _I["org_id"], _I["type"], _I["timestamp"]
-_ROUTE, _METHOD, _STATUS = _I["route"], _I["method"], _I["status"]
-_REGION, _MODEL, _CONSUMER = _I["region"], _I["model"], _I["consumer_id"]
-_LATENCY, _REQ_SIZE, _RESP_SIZE = _I["latency_ms"], _I["request_size"], _I["response_size"]
-_IN_TOK, _OUT_TOK, _COST = _I["input_tokens"], _I["output_tokens"], _I["cost_usd"]
+_LIVE_COLUMNS = (
+    "org_id",
+    "timestamp",
+    "type",
+    "route",
+    "method",
+    "status",
+    "region",
+    "model",
+    "consumer_id",
+    "latency_ms",
+    "request_size",
+    "response_size",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+"""The event columns a live cell is built from, in the order :meth:`LiveWindows._fold`
+unpacks them."""
+_LIVE_INDEXES = tuple(ROW_COLUMNS.index(name) for name in _LIVE_COLUMNS)
 
 CellKey = tuple[str, str, str, int, str, str, str]
 """(type, route, method, status, region, model, consumer_id)."""
@@ -167,16 +183,12 @@ class OrgWindow:
         return out
 
 
-def _num(value: Any) -> float:
-    return float(value) if value is not None else 0.0
-
-
 class LiveWindows:
-    """Every org's live window; :meth:`add_rows` is the ingest writer's listener.
+    """Every org's live window; :meth:`add_batch` is the ingest writer's listener.
 
     Example:
         >>> windows = LiveWindows()
-        >>> writer.listeners.append(windows.add_rows)  # doctest: +SKIP
+        >>> writer.listeners.append(windows.add_batch)  # doctest: +SKIP
     """
 
     def __init__(self) -> None:
@@ -192,43 +204,76 @@ class LiveWindows:
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Fold durably written rows (in ``ROW_COLUMNS`` order) into the live cells."""
-        for row in rows:
-            second = int(row[_TS]) // 1000
-            cells = self.org(row[_ORG]).seconds.setdefault(second, {})
-            kind = row[_TYPE]
+        self._fold([row[i] for i in _LIVE_INDEXES] for row in rows)
+        self.rows_seen += len(rows)
+
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """Fold a durably written Arrow batch of event rows into the live cells; the
+        ingest writer's listener."""
+        columns = [batch.column(name).to_pylist() for name in _LIVE_COLUMNS]
+        self._fold(zip(*columns, strict=True))
+        self.rows_seen += batch.num_rows
+
+    def _fold(self, rows: Iterable[Sequence[Any]]) -> None:
+        orgs = self.orgs
+        for (
+            org_id,
+            timestamp,
+            kind,
+            route,
+            method,
+            status,
+            region,
+            model,
+            consumer,
+            latency,
+            request_size,
+            response_size,
+            input_tokens,
+            output_tokens,
+            cost,
+        ) in rows:
+            window = orgs.get(org_id)
+            if window is None:
+                window = orgs[org_id] = OrgWindow()
+            second = int(timestamp) // 1000
+            cells = window.seconds.get(second)
+            if cells is None:
+                cells = window.seconds[second] = {}
             key: CellKey = (
                 kind,
-                row[_ROUTE] or "",
-                row[_METHOD] or "",
-                int(row[_STATUS] or 0),
-                row[_REGION] or "",
-                row[_MODEL] or "",
-                row[_CONSUMER] or "",
+                route or "",
+                method or "",
+                int(status or 0),
+                region or "",
+                model or "",
+                consumer or "",
             )
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell()
             cell.all_count += 1
-            cell.llm_input_tokens += int(row[_IN_TOK] or 0)
-            cell.llm_output_tokens += int(row[_OUT_TOK] or 0)
-            cell.llm_cost += _num(row[_COST])
+            if input_tokens:
+                cell.llm_input_tokens += int(input_tokens)
+            if output_tokens:
+                cell.llm_output_tokens += int(output_tokens)
+            if cost:
+                cell.llm_cost += float(cost)
             if kind == "request":
                 cell.req_count += 1
-                status = key[3]
-                if 400 <= status < 500:
+                code = key[3]
+                if 400 <= code < 500:
                     cell.req_client_errors += 1
-                elif status >= 500:
+                elif code >= 500:
                     cell.req_server_errors += 1
-                latency = row[_LATENCY]
                 # NaN (unknown latency) fails this comparison, as in the store.
                 if latency is not None and latency >= 0:
                     cell.req_latency_count += 1
                     cell.req_latency_sum += float(latency)
                     cell.sketch.add(float(latency))
-                cell.req_bytes += int(row[_REQ_SIZE] or 0) + int(row[_RESP_SIZE] or 0)
+                cell.req_bytes += int(request_size or 0) + int(response_size or 0)
             elif kind == "llm":
                 cell.llm_count += 1
-        self.rows_seen += len(rows)
 
     def merge(self, org_id: str, second: int, key: CellKey, cell: Cell) -> None:
         """Fold another node's partial aggregate of one second into the live cells."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from meterline.errors import ConfigurationError
-from meterline.store.base import Store, encode_rows
+from meterline.store.base import Store
 from meterline.store.schema import (
     AGGREGATE_COLUMNS,
     GRANULARITIES,
@@ -54,7 +54,6 @@ __all__ = [
     "STATUS_CLASS_SQL",
     "RollupWidth",
     "Store",
-    "encode_rows",
     "latency_sketch",
     "rollup_table",
     "store_from_url",

@@ -14,21 +14,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import msgspec
+import pyarrow as pa
 
 from meterline.events import ROW_COLUMNS, EventRow
+from meterline.events.arrow import rows_to_batch
 from meterline.store.schema import MIGRATIONS, ROLLUP_WIDTHS, rollup_table
 
 log = logging.getLogger(__name__)
 
 # The raw table takes the timestamp as epoch milliseconds into an ephemeral column.
-_INSERT_COLUMNS = ", ".join("timestamp_ms" if c == "timestamp" else c for c in ROW_COLUMNS)
+_INSERT_NAMES = ["timestamp_ms" if c == "timestamp" else c for c in ROW_COLUMNS]
 _encode_row = msgspec.json.Encoder().encode
-
-
-def encode_rows(rows: Sequence[EventRow]) -> bytes:
-    """Rows in the store's insert format (``JSONCompactEachRow`` lines); the ingest log
-    keeps this form so a flush is a concatenation, not a re-encoding."""
-    return b"\n".join(map(_encode_row, rows))
 
 
 class Store(ABC):
@@ -36,8 +32,9 @@ class Store(ABC):
 
     Contract:
         * ``migrate()`` brings the schema to the newest version and is idempotent.
-        * ``insert_rows(rows)`` stores validated rows; once it returned,
-          ``inserted_batches`` reports the ``ingest_batch`` values of those rows.
+        * ``insert_rows(rows)`` / ``insert_batches(batches)`` store validated rows (as
+          lists or Arrow record batches); once they returned, ``inserted_batches``
+          reports the ``ingest_batch`` values of those rows.
         * ``select(sql, params)`` runs a read with ``{name:Type}`` bound parameters and
           returns rows as dicts; values are never spliced into SQL.
         * Driver errors surface as :class:`meterline.errors.StoreError`.
@@ -63,6 +60,10 @@ class Store(ABC):
     @abstractmethod
     def _insert_json(self, table: str, columns: str, payload: bytes) -> None:
         """Insert ``JSONCompactEachRow`` lines into ``table``."""
+
+    @abstractmethod
+    def _insert_arrow(self, table: str, data: pa.Table) -> None:
+        """Insert an Arrow table into ``table``, its columns matched by name."""
 
     @abstractmethod
     def close(self) -> None:
@@ -99,12 +100,14 @@ class Store(ABC):
     def insert_rows(self, rows: Sequence[EventRow]) -> None:
         """Insert validated event rows (their ``ingest_batch`` names their log record)."""
         if rows:
-            self.insert_encoded(encode_rows(rows))
+            self.insert_batches([rows_to_batch(rows)])
 
-    def insert_encoded(self, payload: bytes) -> None:
-        """Insert rows already encoded by :func:`encode_rows` (several joined by newlines)."""
-        if payload:
-            self._insert_json("events", _INSERT_COLUMNS, payload)
+    def insert_batches(self, batches: Sequence[pa.RecordBatch]) -> None:
+        """Insert event rows as Arrow record batches of ``EVENT_SCHEMA``, in one insert."""
+        batches = [b for b in batches if b.num_rows]
+        if batches:
+            table = pa.Table.from_batches(batches).rename_columns(_INSERT_NAMES)
+            self._insert_arrow("events", table)
 
     def insert_table(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
         """Insert plain rows (values in ``columns`` order) into a table of the database."""

@@ -90,6 +90,20 @@ class ChdbStore(Store):
         except Exception as exc:
             raise StoreError("the analytics store failed to insert events") from exc
 
+    def _insert_arrow(self, table: str, data: Any) -> None:
+        # chDB's Python() table function reads the Arrow table from this local variable.
+        arrow_rows = data  # noqa: F841
+        columns = ", ".join(data.column_names)
+        sql = (
+            f"INSERT INTO {self.database}.{table} ({columns}) "
+            f"SELECT {columns} FROM Python(arrow_rows)"
+        )
+        try:
+            with self._lock:
+                self._session.query(sql, "CSV")
+        except Exception as exc:
+            raise StoreError("the analytics store failed to insert events") from exc
+
     @contextlib.contextmanager
     def progress(self, callback: Callable[[dict[str, Any]], None]) -> Iterator[None]:
         """Call ``callback`` with the engine's progress (``read_bytes``, ``read_rows``,

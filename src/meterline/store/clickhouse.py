@@ -67,5 +67,11 @@ class ClickHouseStore(Store):
         except Exception as exc:
             raise StoreError("the analytics store failed to insert events") from exc
 
+    def _insert_arrow(self, table: str, data: Any) -> None:
+        try:
+            self._client.insert_arrow(f"{self.database}.{table}", data)
+        except Exception as exc:
+            raise StoreError("the analytics store failed to insert events") from exc
+
     def close(self) -> None:
         self._client.close()

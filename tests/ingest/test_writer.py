@@ -13,6 +13,7 @@ import msgspec
 from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event
 from meterline.events.arrow import ipc_to_batch
 from meterline.ingest import IngestWriter
+from meterline.ingest.wal import WriteAheadLog
 from meterline.store import Store
 
 
@@ -85,3 +86,21 @@ def test_replay_after_a_crash_skips_records_already_stored(
     again.stop()
     assert stored(chdb_store, org) == 4
     assert not again.recent.reserve(org, "w0")  # the dedup memory was rebuilt
+
+
+def test_a_log_written_before_arrow_records_still_replays(
+    chdb_store: Store, tmp_path: Path
+) -> None:
+    # Logs from earlier versions hold JSON lines; an upgrade must not lose them.
+    org = f"org_{uuid.uuid4().hex[:8]}"
+    legacy = rows(org, 3)
+    for row in legacy:
+        row[-1] = "legacy-record-1"
+    wal = WriteAheadLog(tmp_path / "wal", fsync=False)
+    wal.append_many([b"\n".join(msgspec.json.encode(row) for row in legacy)])
+    wal.close()
+    writer = IngestWriter(chdb_store, tmp_path / "wal", flush_interval=0.05, fsync=False)
+    writer.start()
+    writer.stop()
+    assert stored(chdb_store, org) == 3
+    assert not writer.recent.reserve(org, "w2")

@@ -13,8 +13,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from meterline.events import EventRejection, EventRow, PriceTable, RouteNormaliser, validate_event
-from meterline.events.arrow import rows_to_ipc
+from meterline.events import PriceTable, RouteNormaliser
+from meterline.events.arrow import batch_to_ipc
+from meterline.events.columnar import validate_batch
 from meterline.ingest.decode import decode_body
 
 
@@ -69,33 +70,24 @@ def prepare_items(
 ) -> PreparedBatch:
     """Validate decoded items and encode the valid ones as store rows (``history``
     accepts timestamps of any age)."""
-    batch = PreparedBatch()
-    rows: list[EventRow] = []
-    for index, item in enumerate(items):
-        checked = (
-            item
-            if isinstance(item, EventRejection)
-            else validate_event(
-                item,
-                org_id=context.org_id,
-                now_ms=context.now_ms,
-                retention_days=context.retention_days,
-                normaliser=normaliser,
-                prices=prices,
-                history=history,
-            )
-        )
-        if isinstance(checked, EventRejection):
-            batch.rejected.append(
-                {"index": index, "code": checked.code, "message": checked.message}
-            )
-            continue
-        checked[-1] = context.record_id
-        batch.event_ids.append(checked[1])
-        rows.append(checked)
-    if rows:
-        batch.payload = rows_to_ipc(rows)
-    return batch
+    checked = validate_batch(
+        items,
+        org_id=context.org_id,
+        now_ms=context.now_ms,
+        retention_days=context.retention_days,
+        record_id=context.record_id,
+        normaliser=normaliser,
+        prices=prices,
+        history=history,
+    )
+    return PreparedBatch(
+        event_ids=checked.event_ids,
+        payload=batch_to_ipc(checked.batch) if checked.event_ids else b"",
+        rejected=[
+            {"index": index, "code": rejection.code, "message": rejection.message}
+            for index, rejection in sorted(checked.rejected, key=lambda r: r[0])
+        ],
+    )
 
 
 _worker: dict[str, Any] = {}

@@ -37,6 +37,18 @@ class RecentKeys:
         self._add(key)
         return True
 
+    def reserve_many(self, org_id: str, event_ids: list[str]) -> list[bool]:
+        """:meth:`reserve` for each id in order (a repeat within ``event_ids`` is a
+        duplicate too); one set operation when, as usual, none is known."""
+        keys = [hash((org_id, event_id)) for event_id in event_ids]
+        fresh = set(keys)
+        if len(fresh) == len(keys) and self._set.isdisjoint(fresh):
+            self._set |= fresh
+            self._order.extend(keys)
+            self._trim()
+            return [True] * len(keys)
+        return [self.reserve(org_id, event_id) for event_id in event_ids]
+
     def release(self, keys: Iterable[int]) -> None:
         """Forget keys reserved by a request that then failed to become durable."""
         for key in keys:
@@ -45,8 +57,12 @@ class RecentKeys:
     def _add(self, key: int) -> None:
         self._set.add(key)
         self._order.append(key)
-        while len(self._order) > self.capacity:
-            self._set.discard(self._order.popleft())
+        self._trim()
+
+    def _trim(self) -> None:
+        order, known = self._order, self._set
+        while len(order) > self.capacity:
+            known.discard(order.popleft())
 
     def load(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Remember many ``(org_id, event_id)`` pairs, oldest first."""

@@ -108,29 +108,27 @@ class IngestService:
 
     async def _commit(self, org_id: str, batch: PreparedBatch) -> IngestResult:
         result = IngestResult(rejected=batch.rejected)
-        keep = []
-        reserved = []
         recent = self.writer.recent
         # Reserve synchronously (no await in between), so two concurrent requests
         # carrying the same event_id cannot both count it.
-        for event_id in batch.event_ids:
-            fresh = recent.reserve(org_id, event_id)
-            keep.append(fresh)
-            if fresh:
-                reserved.append(recent.key(org_id, event_id))
-            else:
-                result.duplicates += 1
+        keep = recent.reserve_many(org_id, batch.event_ids)
+        accepted = sum(keep)
+        result.duplicates = len(keep) - accepted
         payload = batch.payload
-        if result.duplicates and reserved:
+        if result.duplicates and accepted:
             rows = ipc_to_batch(payload).filter(pa.array(keep))
             payload = batch_to_ipc(rows)
         try:
-            if reserved:
-                await self.writer.write_payload(payload, len(reserved))
+            if accepted:
+                await self.writer.write_payload(payload, accepted)
         except BaseException:
-            recent.release(reserved)
+            recent.release(
+                recent.key(org_id, event_id)
+                for event_id, kept in zip(batch.event_ids, keep, strict=True)
+                if kept
+            )
             raise
-        result.accepted = len(reserved)
+        result.accepted = accepted
         counter = self.telemetry.ingest_events
         counter.labels("accepted").inc(result.accepted)
         counter.labels("duplicate").inc(result.duplicates)

@@ -13,17 +13,20 @@ import sys
 
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-_MULTIPLIER = 1 / math.log(_GAMMA)
-_MIN_POSSIBLE = sys.float_info.min * _GAMMA
+MULTIPLIER = 1 / math.log(_GAMMA)
+"""Bin keys are ``trunc(ln(value) * MULTIPLIER)``."""
+MIN_POSSIBLE = sys.float_info.min * _GAMMA
+"""Values at or below this fall in the zero bin."""
 
 
-def _key(value: float) -> int:
+def bin_key(value: float) -> int:
+    """The bin of a value above :data:`MIN_POSSIBLE`."""
     # Truncation toward zero, as the store's mapping casts to int.
-    return int(math.log(value) * _MULTIPLIER)
+    return int(math.log(value) * MULTIPLIER)
 
 
 def _value(key: int) -> float:
-    return math.exp(key / _MULTIPLIER) * (1 + RELATIVE_ACCURACY)
+    return math.exp(key / MULTIPLIER) * (1 + RELATIVE_ACCURACY)
 
 
 class LatencySketch:
@@ -46,8 +49,8 @@ class LatencySketch:
 
     def add(self, value: float) -> None:
         """Record one latency (callers pass only values ≥ 0)."""
-        if value > _MIN_POSSIBLE:
-            key = _key(value)
+        if value > MIN_POSSIBLE:
+            key = bin_key(value)
             self.bins[key] = self.bins.get(key, 0) + 1
         else:
             self.zero_count += 1

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from meterline.events import ROW_COLUMNS
 from meterline.query import Filter
-from meterline.realtime.sketch import LatencySketch
+from meterline.realtime.sketch import MIN_POSSIBLE, MULTIPLIER, LatencySketch, bin_key
 
 LIVE_SECONDS = 3600
 """The longest ``time_window`` answered from memory."""
@@ -26,7 +27,6 @@ KEPT_SECONDS = 2 * LIVE_SECONDS + 5
 
 _LIVE_COLUMNS = (
     "org_id",
-    "timestamp",
     "type",
     "route",
     "method",
@@ -42,8 +42,27 @@ _LIVE_COLUMNS = (
     "cost_usd",
 )
 """The event columns a live cell is built from, in the order :meth:`LiveWindows._fold`
-unpacks them."""
+unpacks them (followed by the second and the latency's sketch bin)."""
 _LIVE_INDEXES = tuple(ROW_COLUMNS.index(name) for name in _LIVE_COLUMNS)
+_TIMESTAMP = ROW_COLUMNS.index("timestamp")
+_LATENCY = ROW_COLUMNS.index("latency_ms")
+
+
+def _bin(latency: Any) -> int | None:
+    """The sketch bin of one latency (``None``: the zero bin), as :class:`LatencySketch`
+    files it."""
+    if latency is None or not latency > MIN_POSSIBLE:
+        return None
+    return bin_key(float(latency))
+
+
+def _bins(latencies: pa.Array) -> list[int | None]:
+    """:func:`_bin` of a column at once (the same libm logarithm, so the same bins)."""
+    positive = pc.greater(latencies, MIN_POSSIBLE)
+    logs = pc.ln(pc.if_else(positive, latencies, 1.0))
+    keys = pc.cast(pc.trunc(pc.multiply(logs, MULTIPLIER)), pa.int64())
+    return list(pc.if_else(positive, keys, None).to_pylist())
+
 
 CellKey = tuple[str, str, str, int, str, str, str]
 """(type, route, method, status, region, model, consumer_id)."""
@@ -204,21 +223,29 @@ class LiveWindows:
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Fold durably written rows (in ``ROW_COLUMNS`` order) into the live cells."""
-        self._fold([row[i] for i in _LIVE_INDEXES] for row in rows)
+        self._fold(
+            (
+                *(row[i] for i in _LIVE_INDEXES),
+                int(row[_TIMESTAMP]) // 1000,
+                _bin(row[_LATENCY]),
+            )
+            for row in rows
+        )
         self.rows_seen += len(rows)
 
     def add_batch(self, batch: pa.RecordBatch) -> None:
         """Fold a durably written Arrow batch of event rows into the live cells; the
         ingest writer's listener."""
         columns = [batch.column(name).to_pylist() for name in _LIVE_COLUMNS]
-        self._fold(zip(*columns, strict=True))
+        seconds = pc.divide(batch.column("timestamp"), 1000).to_pylist()
+        self._fold(zip(*columns, seconds, _bins(batch.column("latency_ms")), strict=True))
         self.rows_seen += batch.num_rows
 
     def _fold(self, rows: Iterable[Sequence[Any]]) -> None:
+        # One pass, no calls per row: this runs on the event loop for every event.
         orgs = self.orgs
         for (
             org_id,
-            timestamp,
             kind,
             route,
             method,
@@ -232,11 +259,12 @@ class LiveWindows:
             input_tokens,
             output_tokens,
             cost,
+            second,
+            latency_bin,
         ) in rows:
             window = orgs.get(org_id)
             if window is None:
                 window = orgs[org_id] = OrgWindow()
-            second = int(timestamp) // 1000
             cells = window.seconds.get(second)
             if cells is None:
                 cells = window.seconds[second] = {}
@@ -270,7 +298,12 @@ class LiveWindows:
                 if latency is not None and latency >= 0:
                     cell.req_latency_count += 1
                     cell.req_latency_sum += float(latency)
-                    cell.sketch.add(float(latency))
+                    sketch = cell.sketch
+                    if latency_bin is None:
+                        sketch.zero_count += 1
+                    else:
+                        sketch.bins[latency_bin] = sketch.bins.get(latency_bin, 0) + 1
+                    sketch.count += 1
                 cell.req_bytes += int(request_size or 0) + int(response_size or 0)
             elif kind == "llm":
                 cell.llm_count += 1

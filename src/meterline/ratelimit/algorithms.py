@@ -43,12 +43,16 @@ class Check:
     start: float = 0.0
     end: float = 0.0
     step: Step = field(init=False, repr=False, compare=False)
+    counter: bool = field(init=False, repr=False, compare=False)
+    """A fixed window with room for requests: a plain counter, which a storage may
+    update without calling :attr:`step` (same arithmetic as :func:`fixed_window`)."""
     encoded: Any = field(default=None, init=False, repr=False, compare=False)
     """What a storage derived from this check once (the Redis storage: its packed bytes);
     checks are reused by the limiter while their window lasts."""
 
     def __post_init__(self) -> None:
         self.step = STEPS[self.algorithm] if self.limit > 0 else deny_all
+        self.counter = self.step is fixed_window
 
 
 _state: Callable[[tuple[Rule, int, bool, int, float, float]], RuleState] = partial(

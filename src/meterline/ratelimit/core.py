@@ -67,9 +67,11 @@ class Targets:
     checks of a plain request (cost 1, no exemption, limits not shrunk) for the current
     fixed windows, reused until one of those windows ends."""
 
-    __slots__ = ("rules", "keys", "adaptive", "leases", "logs", "window")
+    __slots__ = ("rules", "keys", "adaptive", "leases", "logs", "named", "window")
 
-    def __init__(self, rules: tuple[Rule, ...], keys: tuple[str, ...]) -> None:
+    def __init__(
+        self, rules: tuple[Rule, ...], keys: tuple[str, ...], names_log_entries: bool = True
+    ) -> None:
         self.rules = rules
         self.keys = keys
         self.adaptive = self.leases = self.logs = False
@@ -79,6 +81,8 @@ class Targets:
                 self.leases = True
             elif rule.algorithm is Algorithm.SLIDING_LOG:
                 self.logs = True
+        self.named = self.leases or (self.logs and names_log_entries)
+        """Whether a decision needs a unique token (a lease, or a named log entry)."""
         self.window: tuple[float, float, Prepared] = (math.inf, -math.inf, EMPTY)
         """``(start, end, prepared)``: the plain request, valid for ``start <= now < end``."""
 
@@ -206,7 +210,7 @@ class LimiterCore:
         # the algorithm is part of the key (see Rule.key_head): changing a rule's
         # algorithm starts afresh instead of reading another algorithm's state
         keys = tuple(f"{head}{rule.key_head}{rule.subject(identity)}" for rule in chosen)
-        return Targets(chosen, keys)
+        return Targets(chosen, keys, self.storage.NAMES_LOG_ENTRIES)
 
     def prepare_request(
         self, identity: Identity, plan: Plan | str | None, cost: int, exemption: Exemption | None
@@ -225,10 +229,13 @@ class LimiterCore:
         now = self.clock()
         window = targets.window
         p = window[2] if window[0] <= now < window[1] else targets.plain(now)
-        if targets.leases or (targets.logs and self.storage.NAMES_LOG_ENTRIES):
-            token = f"{self._token_prefix}{next(self._tokens)}"
-            p = _new(Prepared, (p[0], p[1], token, False, 1.0, p[5]))
+        if targets.named:
+            p = _new(Prepared, (p[0], p[1], self.token(), False, 1.0, p[5]))
         return now, p
+
+    def token(self) -> str:
+        """A new decision token: unique in this process and across processes."""
+        return f"{self._token_prefix}{next(self._tokens)}"
 
     def prepare(
         self, targets: Targets, cost: int, exemption: Exemption | None
@@ -248,8 +255,7 @@ class LimiterCore:
                 rule = self._effective(rule, factor)
             chosen.append(rule)
             checks.append(make_check(rule, key, now, cost))
-        named = targets.leases or (targets.logs and self.storage.NAMES_LOG_ENTRIES)
-        token = f"{self._token_prefix}{next(self._tokens)}" if named else ""
+        token = self.token() if targets.named else ""
         return now, Prepared(chosen, checks, token, exempt, factor, targets.leases)
 
     def request_rules(self, identity: Identity, plan: Plan | str | None) -> list[Rule]:

@@ -10,6 +10,8 @@ from meterline.ratelimit.algorithms import Check
 from meterline.ratelimit.decision import RuleState
 from meterline.ratelimit.storage.base import Storage
 
+_new = tuple.__new__  # a named tuple from a ready tuple, without its Python __new__
+
 
 class MemoryStorage(Storage):
     """Counters in a dict under one lock; expired counters are dropped incrementally.
@@ -46,6 +48,17 @@ class MemoryStorage(Storage):
             if len(checks) == 1:  # the common case, without the bookkeeping of several
                 check = checks[0]
                 held = state.get(check.key)
+                if check.counter and consume:  # fixed_window() inlined
+                    count = held[1] if held is not None and held[0] > now else 0
+                    left = check.limit - count - check.cost
+                    if left >= 0:
+                        if held is not None and held[0] == check.end:
+                            held[1] = count + check.cost
+                        else:
+                            self._put(check.key, held, count + check.cost, check.end)
+                        return True, (
+                            _new(RuleState, (check.rule, check.limit, True, left, check.end, 0.0)),
+                        )
                 if held is None:
                     answer, new, expires = check.step(None, check, now, token)
                 elif held[0] > now:

@@ -46,6 +46,9 @@ class Check:
     counter: bool = field(init=False, repr=False, compare=False)
     """A fixed window with room for requests: a plain counter, which a storage may
     update without calling :attr:`step` (same arithmetic as :func:`fixed_window`)."""
+    log: bool = field(init=False, repr=False, compare=False)
+    """A sliding log with room for requests, which a storage may likewise update in
+    place (same arithmetic as :func:`sliding_log`)."""
     encoded: Any = field(default=None, init=False, repr=False, compare=False)
     """What a storage derived from this check once (the Redis storage: its packed bytes);
     checks are reused by the limiter while their window lasts."""
@@ -53,6 +56,7 @@ class Check:
     def __post_init__(self) -> None:
         self.step = STEPS[self.algorithm] if self.limit > 0 else deny_all
         self.counter = self.step is fixed_window
+        self.log = self.step is sliding_log
 
 
 _state: Callable[[tuple[Rule, int, bool, int, float, float]], RuleState] = partial(

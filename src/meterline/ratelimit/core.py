@@ -83,8 +83,14 @@ class Targets:
                 self.logs = True
         self.named = self.leases or (self.logs and names_log_entries)
         """Whether a decision needs a unique token (a lease, or a named log entry)."""
-        self.window: tuple[float, float, Prepared] = (math.inf, -math.inf, EMPTY)
-        """``(start, end, prepared)``: the plain request, valid for ``start <= now < end``."""
+        self.window: tuple[float, float, Prepared, Sequence[Check]] = (
+            math.inf,
+            -math.inf,
+            EMPTY,
+            (),
+        )
+        """``(start, end, prepared, its checks)``: the plain request, valid for
+        ``start <= now < end`` (the checks beside it spare the hot path a lookup)."""
 
     def __iter__(self) -> Iterator[tuple[Rule, str]]:
         return zip(self.rules, self.keys, strict=True)
@@ -105,7 +111,7 @@ class Targets:
                 start, end = max(start, check.start), min(end, check.end)
             checks.append(check)
         prepared = Prepared(self.rules, tuple(checks), "", False, 1.0, self.leases)
-        self.window = (start, end, prepared)  # one assignment: safe to race
+        self.window = (start, end, prepared, prepared.checks)  # one assignment: safe to race
         return prepared
 
 

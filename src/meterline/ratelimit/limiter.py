@@ -77,8 +77,11 @@ class RateLimiter(LimiterCore):
             # call and :meth:`decide` inlined, as this runs on every request.
             now = self.clock()
             window = targets.window
-            p = window[2] if window[0] <= now < window[1] else targets.plain(now)
-            checks = p[1]
+            if window[0] <= now < window[1]:
+                p, checks = window[2], window[3]
+            else:
+                p = targets.plain(now)
+                checks = p.checks
             if not checks:
                 return self.decide(p, now, True, ())
             token = self.token() if targets.named else ""
@@ -86,7 +89,7 @@ class RateLimiter(LimiterCore):
                 allowed, states = self.storage.apply(now, checks, token, True)
             except StorageError as exc:
                 return self.failed(p._replace(token=token), now, exc)
-            if allowed and len(states) == 1 and not p[5]:
+            if allowed and len(states) == 1 and not targets.leases:
                 head = states[0]
                 self.stats.decisions += 1
                 return _new(

@@ -59,6 +59,26 @@ class MemoryStorage(Storage):
                         return True, (
                             _new(RuleState, (check.rule, check.limit, True, left, check.end, 0.0)),
                         )
+                elif check.log and consume and held is not None and held[0] > now:
+                    # sliding_log() inlined, for a log that exists
+                    entries = held[1]
+                    horizon = now - check.window
+                    while entries and entries[0] <= horizon:
+                        entries.popleft()  # expired entries change no decision
+                    left = check.limit - len(entries) - check.cost
+                    if left >= 0:
+                        if check.cost == 1:
+                            entries.append(now)
+                        else:
+                            entries.extend([now] * check.cost)
+                        expires = now + check.window
+                        if int(held[0]) == int(expires):
+                            held[0] = expires
+                        else:
+                            self._put(check.key, held, entries, expires)
+                        return True, (
+                            _new(RuleState, (check.rule, check.limit, True, left, expires, 0.0)),
+                        )
                 if held is None:
                     answer, new, expires = check.step(None, check, now, token)
                 elif held[0] > now:

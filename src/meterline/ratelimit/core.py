@@ -315,19 +315,22 @@ class LimiterCore:
         leases = self._leases(p) if allowed and p.leases else ()
         if head is None:
             return Decision(True, 0, 0, now, 0.0, None, (), degraded, p.exempt, p.factor)
-        decision = Decision(
-            allowed,
-            head.limit,
-            head.remaining,
-            head.reset_at,
-            0.0 if allowed else head.retry_after,
-            head.rule,
-            states,
-            degraded,
-            p.exempt,
-            p.factor,
-            p.token,
-            leases,
+        decision: Decision = _new(
+            Decision,
+            (
+                allowed,
+                head.limit,
+                head.remaining,
+                head.reset_at,
+                0.0 if allowed else head.retry_after,
+                head.rule,
+                states,
+                degraded,
+                p.exempt,
+                p.factor,
+                p.token,
+                leases,
+            ),
         )
         if not allowed:
             stats.denied += 1

@@ -58,15 +58,25 @@ class Decision(NamedTuple):
 
 
 def choose(states: Sequence[RuleState]) -> RuleState | None:
-    """The state that speaks for a decision (see :class:`Decision`)."""
+    """The state that speaks for a decision (see :class:`Decision`): the first denying
+    state with the longest wait, else the first with the least left (the latest reset
+    among equals)."""
     if len(states) == 1:
         return states[0]
     if not states:
         return None
-    denied = [s for s in states if not s.allowed]
-    if denied:
-        return max(denied, key=lambda s: s.retry_after)
-    return min(states, key=lambda s: (s.remaining, -s.reset_at))
+    # plain loops: this runs on every multi-tier decision
+    denied = None
+    for s in states:
+        if not s[2] and (denied is None or s[5] > denied[5]):
+            denied = s
+    if denied is not None:
+        return denied
+    head = states[0]
+    for s in states:
+        if s[3] < head[3] or (s[3] == head[3] and s[4] > head[4]):
+            head = s
+    return head
 
 
 def _seconds(value: float) -> int:

@@ -1,6 +1,6 @@
 """Rate-limit decisions per second, memory and Redis, against baselines in the same run.
 
-Run: ``.venv/bin/python bench/ratelimit.py [--reps 15] [--batch-seconds 0.02]``. Starts its
+Run: ``.venv/bin/python bench/ratelimit.py [--reps 21] [--batch-seconds 0.05]``. Starts its
 own redis-server on a free port. Single-threaded; one hot key unless stated. Baselines:
 the ``limits`` library's matching strategy on the same storage, and a bare redis-py
 ``INCR`` round trip.
@@ -234,7 +234,10 @@ def case(
     """Measure ``contestants`` (ours first) alike and print one row per baseline."""
     for c in contestants:  # every key exists before timing starts
         c.prepare(warm)()
+        c.settle()
     calls = min(calibrate(c, seconds) for c in contestants)
+    for c in contestants:
+        c.settle()
     figures = measure(contestants, calls, reps)
     p50, p99 = latency(contestants[0].one, min(2000, max(calls, 200)))
     mine = figures[0]
@@ -272,8 +275,8 @@ def count_round_trips(call: Callable[[], object], n: int = 1000) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--reps", type=int, default=15, help="repetitions per case")
-    parser.add_argument("--batch-seconds", type=float, default=0.02, help="time per batch")
+    parser.add_argument("--reps", type=int, default=21, help="repetitions per case")
+    parser.add_argument("--batch-seconds", type=float, default=0.05, help="time per batch")
     parser.add_argument(
         "--only",
         default="memory,keys,redis,tiers",

@@ -101,7 +101,7 @@ class RateLimiter(LimiterCore):
                         head[4],
                         0.0,
                         head[0],
-                        (head,),
+                        states if type(states) is tuple else (head,),
                         False,
                         False,
                         1.0,

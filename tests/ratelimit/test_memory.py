@@ -63,3 +63,19 @@ def test_a_sliding_log_updated_in_place_counts_exactly() -> None:
     assert limiter.hit(WHO, cost=2).allowed is False
     clock.advance(10)
     assert limiter.hit(WHO, cost=2).remaining == 1
+
+
+def test_a_cleared_log_starts_afresh_and_a_moving_log_is_filed_once() -> None:
+    clock = FrozenClock(T0)
+    storage = MemoryStorage()
+    rule = Rule("log", 100, 3600, Algorithm.SLIDING_LOG, per=("org",))
+    limiter = RateLimiter(storage, [rule], clock=clock)
+    assert [limiter.hit(WHO).remaining for _ in range(2)] == [99, 98]
+    storage.clear()
+    assert limiter.hit(WHO).remaining == 99
+    for _ in range(30):  # each hit moves the log's expiry to a later second
+        clock.advance(1)
+        limiter.hit(WHO)
+    assert limiter.peek(WHO).remaining == 100 - 31 - 1
+    # one expiry bucket holds the key, not one per second it was hit in
+    assert sum(len(keys) for keys in storage._buckets.values()) == 1

@@ -50,8 +50,8 @@ class Check:
     """A sliding log with room for requests, which a storage may likewise update in
     place (same arithmetic as :func:`sliding_log`)."""
     cell: Any = field(default=None, init=False, repr=False, compare=False)
-    """The memory storage's counter for this check, linked on first use so the hot path
-    skips the lookup by key; valid only for the storage in :attr:`cell_owner`."""
+    """The memory storage's counter (or log) for this check, linked on use so the hot
+    path skips the lookup by key; valid only for the storage in :attr:`cell_owner`."""
     cell_owner: Any = field(default=None, init=False, repr=False, compare=False)
     encoded: Any = field(default=None, init=False, repr=False, compare=False)
     """What a storage derived from this check once (the Redis storage: its packed bytes);

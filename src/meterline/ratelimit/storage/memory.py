@@ -65,9 +65,14 @@ class MemoryStorage(Storage):
                         return True, (
                             _new(RuleState, (check.rule, check.limit, True, left, check.end, 0.0)),
                         )
-                held = state.get(check.key)
+                held = check.cell
+                # a linked cell that has not expired is the live one (see _sweep)
+                if held is None or held[0] <= now or check.cell_owner is not self:
+                    held = state.get(check.key)
                 if check.log and consume and held is not None and held[0] > now:
                     # sliding_log() inlined, for a log that exists
+                    if check.cell is not held:
+                        check.cell, check.cell_owner = held, self
                     entries = held[1]
                     horizon = now - check.window
                     while entries and entries[0] <= horizon:
@@ -128,6 +133,11 @@ class MemoryStorage(Storage):
             held[1] = value
             if int(old) == int(expires):
                 return held  # already filed in this bucket
+            # moved to a later second: one bucket per key, so the buckets of counters
+            # that move on every hit (logs, buckets) stay as small as the set of keys
+            filed = self._buckets.get(int(old))
+            if filed is not None:
+                filed.discard(key)
         # a counter already due (a caller whose clock lags the last sweep's) goes in the
         # next bucket to sweep, not in one already swept, where it would stay forever
         second = max(int(expires), self._swept)

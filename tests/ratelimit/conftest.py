@@ -1,5 +1,6 @@
-"""Rate-limit fixtures: a real redis-server, and the conformance matrix: both storages
-(memory, redis) under both limiters (sync, asyncio)."""
+"""Rate-limit fixtures: a real redis-server, a real three-node Redis Cluster, and the
+conformance matrix: every storage (memory, redis, redis cluster) under both limiters
+(sync, asyncio)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from typing import Any, TypeVar
 import pytest
 
 from meterline.clock import Clock
-from meterline.ratelimit import MemoryStorage, RateLimiter, RedisStorage, Rule, aio
+from meterline.ratelimit import (
+    MemoryStorage,
+    RateLimiter,
+    RedisClusterStorage,
+    RedisStorage,
+    Rule,
+    aio,
+)
 from meterline.ratelimit.decision import Decision
 from meterline.ratelimit.rules import Identity
+from tests.ratelimit.redis_cluster import Cluster
 from tests.ratelimit.redis_server import RedisServer
 
 T = TypeVar("T")
@@ -22,6 +31,8 @@ BACKENDS = [
     pytest.param(("memory", "asyncio"), id="memory-asyncio"),
     pytest.param(("redis", "sync"), id="redis-sync"),
     pytest.param(("redis", "asyncio"), id="redis-asyncio"),
+    pytest.param(("cluster", "sync"), id="cluster-sync", marks=pytest.mark.slow),
+    pytest.param(("cluster", "asyncio"), id="cluster-asyncio", marks=pytest.mark.slow),
 ]
 
 
@@ -31,6 +42,16 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Cluster]:
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class LoopThread:
@@ -74,12 +95,12 @@ class AwaitedLimiter:
 
 class Backend:
     """Makes limiters of one kind (sync or asyncio) over one shared storage of one kind
-    (memory or redis), the way a user would build them."""
+    (memory, redis or a redis cluster), the way a user would build them."""
 
-    def __init__(self, storage: str, flavour: str, server: RedisServer) -> None:
+    def __init__(self, storage: str, flavour: str, server: RedisServer | Cluster) -> None:
         self.storage_kind, self.flavour = storage, flavour
         self.loop = LoopThread() if flavour == "asyncio" else None
-        if storage == "redis":
+        if storage != "memory":
             server.flush()
         self._storage: Any = None
         self.server = server
@@ -87,18 +108,16 @@ class Backend:
 
     def _shared_storage(self) -> Any:
         if self._storage is None:
-            if self.flavour == "sync":
-                self._storage = (
-                    MemoryStorage()
-                    if self.storage_kind == "memory"
-                    else RedisStorage(self.server.url, timeout=5.0)
-                )
-            else:
-                self._storage = (
-                    aio.MemoryStorage()
-                    if self.storage_kind == "memory"
-                    else aio.RedisStorage(self.server.url, timeout=5.0)
-                )
+            kinds: dict[str, Any] = {
+                "memory": (MemoryStorage, aio.MemoryStorage),
+                "redis": (RedisStorage, aio.RedisStorage),
+                "cluster": (RedisClusterStorage, aio.RedisClusterStorage),
+            }
+            sync, awaited = kinds[self.storage_kind]
+            kind = sync if self.flavour == "sync" else awaited
+            self._storage = (
+                kind() if self.storage_kind == "memory" else kind(self.server.url, timeout=5.0)
+            )
         return self._storage
 
     def limiter(self, rules: Iterable[Rule], clock: Clock) -> Any:
@@ -122,8 +141,10 @@ class Backend:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     storage, flavour = request.param
-    made = Backend(storage, flavour, redis_server)
+    # each server starts only when a test first needs it
+    server = request.getfixturevalue("redis_cluster" if storage == "cluster" else "redis_server")
+    made = Backend(storage, flavour, server)
     yield made
     made.close()

@@ -3,13 +3,6 @@ cluster decides exactly like a single Redis."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
-
 import pytest
 import redis
 from redis.crc import key_slot
@@ -23,9 +16,11 @@ from meterline.ratelimit import (
     RateLimiter,
     RedisClusterStorage,
     Rule,
+    aio,
     storage_from_url,
 )
-from tests.helpers import free_port
+from tests.ratelimit.aio_run import run
+from tests.ratelimit.redis_cluster import Cluster
 
 T0 = 1_699_999_200.0
 TIERS = [
@@ -71,99 +66,11 @@ def test_a_per_org_hash_tag_spreads_orgs_over_slots() -> None:
     assert len({key_slot(k.encode()) for k in decision_keys(odd, WHO)}) == 1
 
 
-def node_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free and valid too."""
-    while True:
-        port = free_port()
-        if port + 10_000 > 65_535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10_000))
-            except OSError:
-                continue
-        return port
-
-
-class Cluster:
-    """Three ``redis-server --cluster-enabled`` nodes on free ports, slots assigned."""
-
-    def __init__(self) -> None:
-        self.ports = [node_port() for _ in range(3)]
-        self.dir = tempfile.mkdtemp(prefix="ml-cluster-")
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> None:
-        server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        for port in self.ports:
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        server,
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        f"{self.dir}/nodes-{port}.conf",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--dir",
-                        self.dir,
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        for port in self.ports:
-            self._wait(lambda p=port: redis.Redis(port=p).ping())
-        # slots split three ways, then the nodes meet
-        bounds = [(0, 5460), (5461, 10922), (10923, 16383)]
-        for port, (low, high) in zip(self.ports, bounds, strict=True):
-            redis.Redis(port=port).execute_command("CLUSTER ADDSLOTSRANGE", low, high)
-        first = redis.Redis(port=self.ports[0])
-        for port in self.ports[1:]:
-            first.execute_command("CLUSTER MEET", "127.0.0.1", port)
-        for port in self.ports:
-            self._wait(lambda p=port: redis.Redis(port=p).cluster("info")["cluster_state"] == "ok")
-
-    @staticmethod
-    def _wait(ready: object) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if ready():  # type: ignore[operator]
-                    return
-            except redis.RedisError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("redis cluster did not come up")
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    made = Cluster()
-    try:
-        made.start()
-        yield made
-    finally:
-        made.stop()
-
-
 @pytest.mark.slow
-def test_a_real_cluster_decides_every_tier_atomically(cluster: Cluster) -> None:
-    url = f"redis+cluster://127.0.0.1:{cluster.ports[1]}"
-    storage = storage_from_url(url, timeout=5.0)
+def test_a_real_cluster_decides_every_tier_atomically(redis_cluster: Cluster) -> None:
+    cluster = redis_cluster
+    cluster.flush()
+    storage = storage_from_url(cluster.url, timeout=5.0)
     assert isinstance(storage, RedisClusterStorage)
     limiter = RateLimiter(storage, TIERS, clock=FrozenClock(T0))
     try:
@@ -185,3 +92,41 @@ def test_a_real_cluster_decides_every_tier_atomically(cluster: Cluster) -> None:
         assert len(holders) == 1
     finally:
         limiter.close()
+
+
+@pytest.mark.slow
+def test_the_asyncio_cluster_storage_decides_every_tier_atomically(redis_cluster: Cluster) -> None:
+    redis_cluster.flush()
+
+    async def scenario() -> tuple[list[bool], str | None, dict[str, int], list[str]]:
+        storage = aio.storage_from_url(redis_cluster.url, timeout=5.0)
+        assert isinstance(storage, aio.RedisClusterStorage)
+        limiter = aio.RateLimiter(storage, TIERS, clock=FrozenClock(T0))
+        try:
+            decisions = [await limiter.hit(WHO) for _ in range(5)]
+            left = {s.rule.name: s.remaining for s in (await limiter.peek(WHO)).states}
+            for d in decisions[:3]:
+                await limiter.release(d)
+            after = await limiter.peek(WHO)
+            _, prepared = limiter.prepare_request(WHO, None, 1, None)
+            return (
+                [d.allowed for d in decisions],
+                decisions[3].rule.name if decisions[3].rule is not None else None,
+                {**left, "inflight_after": after.states[-1].remaining},
+                [c.key for c in prepared.checks],
+            )
+        finally:
+            await limiter.close()
+
+    allowed, denier, left, keys = run(scenario())
+    assert allowed == [True, True, True, False, False]
+    assert denier == "consumer"
+    # the two denials consumed nothing from the other tiers
+    assert left["ip"] == 100 - 3 - 1 and left["reports"] == 10 - 3 - 1
+    assert left["inflight"] == 5 - 3 - 1 and left["inflight_after"] == 5 - 1  # released
+    # the keys the asyncio client wrote live on the one node that owns their slot
+    slot = key_slot(keys[0].encode())
+    holders = [
+        p for p in redis_cluster.ports if redis.Redis(port=p).cluster("countkeysinslot", slot)
+    ]
+    assert len(holders) == 1

@@ -10,13 +10,17 @@ import pytest
 from meterline.clock import FrozenClock
 from meterline.ratelimit import (
     CircuitBreaker,
+    Decision,
     FailurePolicy,
     Identity,
     RateLimiter,
+    RedisClusterStorage,
     RedisStorage,
     Rule,
+    aio,
 )
 from tests.helpers import free_port
+from tests.ratelimit.aio_run import run
 from tests.ratelimit.redis_server import RedisServer, SilentServer
 
 ID = Identity(org="acme", ip="10.0.0.1")
@@ -105,3 +109,32 @@ def test_redis_stopped_mid_run_then_service_resumes() -> None:
         assert limiter.breaker.state == "closed"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "asyncio"])
+def test_a_cluster_node_that_never_answers_is_cut_off_by_the_timeout(
+    silent: SilentServer, flavour: str
+) -> None:
+    url = f"redis+cluster://127.0.0.1:{silent.port}"
+    breaker = CircuitBreaker(failures=100)
+    if flavour == "sync":
+        storage = RedisClusterStorage(url, timeout=0.1)
+        limiter = RateLimiter(storage, [CLOSED], breaker=breaker)
+        started = time.monotonic()
+        decision = limiter.hit(ID)
+    else:
+
+        async def awaited() -> Decision:
+            lim = aio.RateLimiter(
+                aio.RedisClusterStorage(url, timeout=0.1), [CLOSED], breaker=breaker
+            )
+            try:
+                return await lim.hit(ID)
+            finally:
+                await lim.close()
+
+        started = time.monotonic()
+        decision = run(awaited())
+    assert time.monotonic() - started < LIVENESS
+    assert decision.degraded and not decision.allowed
+    assert decision.code == "RATE_LIMITER_UNAVAILABLE"

@@ -43,12 +43,24 @@ class Check:
     start: float = 0.0
     end: float = 0.0
     step: Step = field(init=False, repr=False, compare=False)
+    counter: bool = field(init=False, repr=False, compare=False)
+    """A fixed window with room for requests: a plain counter, which a storage may
+    update without calling :attr:`step` (same arithmetic as :func:`fixed_window`)."""
+    log: bool = field(init=False, repr=False, compare=False)
+    """A sliding log with room for requests, which a storage may likewise update in
+    place (same arithmetic as :func:`sliding_log`)."""
+    cell: Any = field(default=None, init=False, repr=False, compare=False)
+    """The memory storage's counter (or log) for this check, linked on use so the hot
+    path skips the lookup by key; valid only for the storage in :attr:`cell_owner`."""
+    cell_owner: Any = field(default=None, init=False, repr=False, compare=False)
     encoded: Any = field(default=None, init=False, repr=False, compare=False)
     """What a storage derived from this check once (the Redis storage: its packed bytes);
     checks are reused by the limiter while their window lasts."""
 
     def __post_init__(self) -> None:
         self.step = STEPS[self.algorithm] if self.limit > 0 else deny_all
+        self.counter = self.step is fixed_window
+        self.log = self.step is sliding_log
 
 
 _state: Callable[[tuple[Rule, int, bool, int, float, float]], RuleState] = partial(

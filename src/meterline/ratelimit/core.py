@@ -67,9 +67,11 @@ class Targets:
     checks of a plain request (cost 1, no exemption, limits not shrunk) for the current
     fixed windows, reused until one of those windows ends."""
 
-    __slots__ = ("rules", "keys", "adaptive", "leases", "logs", "window")
+    __slots__ = ("rules", "keys", "adaptive", "leases", "logs", "named", "window")
 
-    def __init__(self, rules: tuple[Rule, ...], keys: tuple[str, ...]) -> None:
+    def __init__(
+        self, rules: tuple[Rule, ...], keys: tuple[str, ...], names_log_entries: bool = True
+    ) -> None:
         self.rules = rules
         self.keys = keys
         self.adaptive = self.leases = self.logs = False
@@ -79,8 +81,16 @@ class Targets:
                 self.leases = True
             elif rule.algorithm is Algorithm.SLIDING_LOG:
                 self.logs = True
-        self.window: tuple[float, float, Prepared] = (math.inf, -math.inf, EMPTY)
-        """``(start, end, prepared)``: the plain request, valid for ``start <= now < end``."""
+        self.named = self.leases or (self.logs and names_log_entries)
+        """Whether a decision needs a unique token (a lease, or a named log entry)."""
+        self.window: tuple[float, float, Prepared, Sequence[Check]] = (
+            math.inf,
+            -math.inf,
+            EMPTY,
+            (),
+        )
+        """``(start, end, prepared, its checks)``: the plain request, valid for
+        ``start <= now < end`` (the checks beside it spare the hot path a lookup)."""
 
     def __iter__(self) -> Iterator[tuple[Rule, str]]:
         return zip(self.rules, self.keys, strict=True)
@@ -101,7 +111,7 @@ class Targets:
                 start, end = max(start, check.start), min(end, check.end)
             checks.append(check)
         prepared = Prepared(self.rules, tuple(checks), "", False, 1.0, self.leases)
-        self.window = (start, end, prepared)  # one assignment: safe to race
+        self.window = (start, end, prepared, prepared.checks)  # one assignment: safe to race
         return prepared
 
 
@@ -206,7 +216,7 @@ class LimiterCore:
         # the algorithm is part of the key (see Rule.key_head): changing a rule's
         # algorithm starts afresh instead of reading another algorithm's state
         keys = tuple(f"{head}{rule.key_head}{rule.subject(identity)}" for rule in chosen)
-        return Targets(chosen, keys)
+        return Targets(chosen, keys, self.storage.NAMES_LOG_ENTRIES)
 
     def prepare_request(
         self, identity: Identity, plan: Plan | str | None, cost: int, exemption: Exemption | None
@@ -225,10 +235,13 @@ class LimiterCore:
         now = self.clock()
         window = targets.window
         p = window[2] if window[0] <= now < window[1] else targets.plain(now)
-        if targets.leases or (targets.logs and self.storage.NAMES_LOG_ENTRIES):
-            token = f"{self._token_prefix}{next(self._tokens)}"
-            p = _new(Prepared, (p[0], p[1], token, False, 1.0, p[5]))
+        if targets.named:
+            p = _new(Prepared, (p[0], p[1], self.token(), False, 1.0, p[5]))
         return now, p
+
+    def token(self) -> str:
+        """A new decision token: unique in this process and across processes."""
+        return f"{self._token_prefix}{next(self._tokens)}"
 
     def prepare(
         self, targets: Targets, cost: int, exemption: Exemption | None
@@ -248,8 +261,7 @@ class LimiterCore:
                 rule = self._effective(rule, factor)
             chosen.append(rule)
             checks.append(make_check(rule, key, now, cost))
-        named = targets.leases or (targets.logs and self.storage.NAMES_LOG_ENTRIES)
-        token = f"{self._token_prefix}{next(self._tokens)}" if named else ""
+        token = self.token() if targets.named else ""
         return now, Prepared(chosen, checks, token, exempt, factor, targets.leases)
 
     def request_rules(self, identity: Identity, plan: Plan | str | None) -> list[Rule]:
@@ -303,19 +315,22 @@ class LimiterCore:
         leases = self._leases(p) if allowed and p.leases else ()
         if head is None:
             return Decision(True, 0, 0, now, 0.0, None, (), degraded, p.exempt, p.factor)
-        decision = Decision(
-            allowed,
-            head.limit,
-            head.remaining,
-            head.reset_at,
-            0.0 if allowed else head.retry_after,
-            head.rule,
-            states,
-            degraded,
-            p.exempt,
-            p.factor,
-            p.token,
-            leases,
+        decision: Decision = _new(
+            Decision,
+            (
+                allowed,
+                head.limit,
+                head.remaining,
+                head.reset_at,
+                0.0 if allowed else head.retry_after,
+                head.rule,
+                states,
+                degraded,
+                p.exempt,
+                p.factor,
+                p.token,
+                leases,
+            ),
         )
         if not allowed:
             stats.denied += 1

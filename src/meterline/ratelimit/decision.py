@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from meterline.ratelimit.rules import Rule
+from meterline.ratelimit.rules import Rule, policy_item
 
 
 # Both are named tuples: built on every decision, they must cost next to nothing.
@@ -58,19 +58,34 @@ class Decision(NamedTuple):
 
 
 def choose(states: Sequence[RuleState]) -> RuleState | None:
-    """The state that speaks for a decision (see :class:`Decision`)."""
+    """The state that speaks for a decision (see :class:`Decision`): the first denying
+    state with the longest wait, else the first with the least left (the latest reset
+    among equals)."""
     if len(states) == 1:
         return states[0]
     if not states:
         return None
-    denied = [s for s in states if not s.allowed]
-    if denied:
-        return max(denied, key=lambda s: s.retry_after)
-    return min(states, key=lambda s: (s.remaining, -s.reset_at))
+    # plain loops: this runs on every multi-tier decision
+    denied = None
+    for s in states:
+        if not s[2] and (denied is None or s[5] > denied[5]):
+            denied = s
+    if denied is not None:
+        return denied
+    head = states[0]
+    for s in states:
+        if s[3] < head[3] or (s[3] == head[3] and s[4] > head[4]):
+            head = s
+    return head
 
 
 def _seconds(value: float) -> int:
     return max(0, math.ceil(value - 1e-9))
+
+
+def _policy(state: RuleState) -> str:
+    rule = state.rule
+    return rule.policy if state.limit == rule.limit else policy_item(rule, state.limit)
 
 
 def decision_headers(decision: Decision, now: float) -> list[tuple[str, str]]:
@@ -80,22 +95,24 @@ def decision_headers(decision: Decision, now: float) -> list[tuple[str, str]]:
     ``Retry-After`` on a denial, and the IETF ``RateLimit-Policy`` (every rule that
     applied) and ``RateLimit`` (the deciding rule) structured fields.
     """
-    if decision.rule is None:
+    rule = decision.rule
+    if rule is None:
         return []
+    remaining = str(decision.remaining)
+    reset_at = decision.reset_at
+    states = decision.states
+    # each rule's policy item is made once, with the rule (unless adaptive shrank it)
+    policies = _policy(states[0]) if len(states) == 1 else ", ".join(map(_policy, states))
     headers = [
         ("X-RateLimit-Limit", str(decision.limit)),
-        ("X-RateLimit-Remaining", str(decision.remaining)),
-        ("X-RateLimit-Reset", str(math.ceil(decision.reset_at))),
+        ("X-RateLimit-Remaining", remaining),
+        ("X-RateLimit-Reset", str(math.ceil(reset_at))),
     ]
     if not decision.allowed:
         wait = str(max(1, _seconds(decision.retry_after)))
         headers += [("X-RateLimit-Retry-After", wait), ("Retry-After", wait)]
-    policies = ", ".join(
-        f'"{s.rule.name}";q={s.limit};w={s.rule.policy_window}' for s in decision.states
-    )
     headers.append(("RateLimit-Policy", policies))
-    reset = _seconds(decision.reset_at - now)
-    headers.append(("RateLimit", f'"{decision.rule.name}";r={decision.remaining};t={reset}'))
+    headers.append(("RateLimit", f'"{rule.name}";r={remaining};t={_seconds(reset_at - now)}'))
     if decision.factor < 1.0:
         headers.append(("X-RateLimit-Adaptive-Factor", f"{decision.factor:.2f}"))
     return headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from meterline.ratelimit.core import CIRCUIT_OPEN, LimiterCore, Prepared
+from meterline.ratelimit.core import CIRCUIT_OPEN, LimiterCore, Prepared, _new
 from meterline.ratelimit.decision import Decision
 from meterline.ratelimit.exemptions import Exemption
 from meterline.ratelimit.plans import Plan
@@ -62,8 +62,56 @@ class RateLimiter(LimiterCore):
         exemption: Exemption | None = None,
     ) -> Decision:
         """Decide a request and, if every rule allows it, consume ``cost`` from each."""
+        book = self._book
+        targets = (
+            self._targets.get(identity)
+            if plan is None
+            and cost == 1
+            and exemption is None
+            and self.adaptive is None
+            and (book is None or book.version == self._version)
+            else None
+        )
+        if targets is not None and self.breaker.clean:
+            # The plain request of a known identity: :meth:`prepare_request`, the storage
+            # call and :meth:`decide` inlined, as this runs on every request.
+            now = self.clock()
+            window = targets.window
+            if window[0] <= now < window[1]:
+                p, checks = window[2], window[3]
+            else:
+                p = targets.plain(now)
+                checks = p.checks
+            if not checks:
+                return self.decide(p, now, True, ())
+            token = self.token() if targets.named else ""
+            try:
+                allowed, states = self.storage.apply(now, checks, token, True)
+            except StorageError as exc:
+                return self.failed(p._replace(token=token), now, exc)
+            if allowed and len(states) == 1 and not targets.leases:
+                head = states[0]
+                self.stats.decisions += 1
+                return _new(
+                    Decision,
+                    (
+                        True,
+                        head[1],
+                        head[3],
+                        head[4],
+                        0.0,
+                        head[0],
+                        states if type(states) is tuple else (head,),
+                        False,
+                        False,
+                        1.0,
+                        token,
+                        (),
+                    ),
+                )
+            return self.decide(p._replace(token=token) if token else p, now, allowed, states)
         now, p = self.prepare_request(identity, plan, cost, exemption)
-        if p.checks and self.breaker.clean:  # the hot path of :meth:`_run`
+        if p.checks and self.breaker.clean:
             try:
                 allowed, states = self.storage.apply(now, p.checks, p.token, True)
             except StorageError as exc:

@@ -91,6 +91,8 @@ class Rule:
     _everywhere: bool = field(init=False, repr=False, compare=False)
     key_head: str = field(init=False, repr=False, compare=False)
     """``name:algorithm:``, the start of this rule's counter keys after the hash tag."""
+    policy: str = field(init=False, repr=False, compare=False)
+    """This rule's item of the ``RateLimit-Policy`` header: ``"name";q=limit;w=seconds``."""
 
     def __post_init__(self) -> None:
         # accept plain strings from config files: "gcra", "day", "closed"
@@ -116,6 +118,7 @@ class Rule:
         everywhere = not self.per and self.match == "*" and not self.methods
         object.__setattr__(self, "_everywhere", everywhere)
         object.__setattr__(self, "key_head", f"{self.name}:{self.algorithm.value}:")
+        object.__setattr__(self, "policy", policy_item(self, self.limit))
 
     def applies(self, identity: Identity) -> bool:
         """Whether this rule counts a request from ``identity``."""
@@ -176,3 +179,8 @@ class Rule:
             self.on_error,
             self.adaptive,
         )
+
+
+def policy_item(rule: Rule, limit: int) -> str:
+    """``rule``'s item of the ``RateLimit-Policy`` header with quota ``limit``."""
+    return f'"{rule.name}";q={limit};w={rule.policy_window}'

@@ -12,7 +12,18 @@ def __getattr__(name: str) -> object:
         from meterline.ratelimit.aio.storage.redis import RedisStorage
 
         return RedisStorage
+    if name == "RedisClusterStorage":
+        from meterline.ratelimit.aio.storage.redis import RedisClusterStorage
+
+        return RedisClusterStorage
     raise AttributeError(name)
 
 
-__all__ = ["MemoryStorage", "RateLimiter", "RedisStorage", "Storage", "storage_from_url"]
+__all__ = [
+    "MemoryStorage",
+    "RateLimiter",
+    "RedisClusterStorage",
+    "RedisStorage",
+    "Storage",
+    "storage_from_url",
+]

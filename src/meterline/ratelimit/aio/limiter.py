@@ -55,6 +55,33 @@ class RateLimiter(LimiterCore):
         exemption: Exemption | None = None,
     ) -> Decision:
         """Decide a request and, if every rule allows it, consume ``cost`` from each."""
+        book = self._book
+        targets = (
+            self._targets.get(identity)
+            if plan is None
+            and cost == 1
+            and exemption is None
+            and self.adaptive is None
+            and (book is None or book.version == self._version)
+            else None
+        )
+        if targets is not None and self.breaker.clean:
+            # the plain request of a known identity (see the sync limiter's hot path)
+            now = self.clock()
+            window = targets.window
+            if window[0] <= now < window[1]:
+                p, checks = window[2], window[3]
+            else:
+                p = targets.plain(now)
+                checks = p.checks
+            if checks:
+                if targets.named:
+                    p = p._replace(token=self.token())
+                try:
+                    allowed, states = await self.storage.apply(now, checks, p.token, True)
+                except StorageError as exc:
+                    return self.failed(p, now, exc)
+                return self.decide(p, now, allowed, states)
         now, p = self.prepare_request(identity, plan, cost, exemption)
         if p.checks and self.breaker.clean:  # the hot path of :meth:`_run`
             try:

@@ -18,7 +18,10 @@ local function fl(x)
   return v
 end
 
+local floor = math.floor
 local function num(x)
+  -- integral values go back as integer replies (exact); others as exact float text
+  if x == floor(x) and x > -9007199254740992 and x < 9007199254740992 then return x end
   return string.format("%.17g", x)
 end
 
@@ -104,9 +107,11 @@ for i = 1, #KEYS do
     local expires = start + 2 * window
     if estimate + cost <= limit then
       allowed, remaining, reset = true, fl(limit - estimate - cost), expires
+      local fresh = not (held[1] and tonumber(held[1]) == index)
       write = function()
         redis.call("HSET", key, "i", num(index), "c", cur + cost, "p", prev)
-        redis.call("PEXPIRE", key, ttl_ms(expires))
+        -- the expiry is the same for every write within one window: set it once
+        if fresh then redis.call("PEXPIRE", key, ttl_ms(expires)) end
       end
     else
       if cost > limit then

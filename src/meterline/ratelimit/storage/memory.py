@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from meterline.ratelimit.algorithms import Check
 from meterline.ratelimit.decision import RuleState
 from meterline.ratelimit.storage.base import Storage
+
+_new = tuple.__new__  # a named tuple from a ready tuple, without its Python __new__
 
 
 class MemoryStorage(Storage):
@@ -45,7 +48,49 @@ class MemoryStorage(Storage):
                 self._sweep(now)
             if len(checks) == 1:  # the common case, without the bookkeeping of several
                 check = checks[0]
-                held = state.get(check.key)
+                if check.counter and consume:  # fixed_window() inlined
+                    # the counter linked to the check, while it is this window's live one
+                    held = check.cell
+                    if held is None or held[0] != check.end or check.cell_owner is not self:
+                        held = state.get(check.key)
+                    count = held[1] if held is not None and held[0] > now else 0
+                    left = check.limit - count - check.cost
+                    if left >= 0:
+                        if held is not None and held[0] == check.end:
+                            held[1] = count + check.cost
+                        else:
+                            held = self._put(check.key, held, count + check.cost, check.end)
+                        if check.cell is not held:
+                            check.cell, check.cell_owner = held, self
+                        return True, (
+                            _new(RuleState, (check.rule, check.limit, True, left, check.end, 0.0)),
+                        )
+                held = check.cell
+                # a linked cell that has not expired is the live one (see _sweep)
+                if held is None or held[0] <= now or check.cell_owner is not self:
+                    held = state.get(check.key)
+                if check.log and consume and held is not None and held[0] > now:
+                    # sliding_log() inlined, for a log that exists
+                    if check.cell is not held:
+                        check.cell, check.cell_owner = held, self
+                    entries = held[1]
+                    horizon = now - check.window
+                    while entries and entries[0] <= horizon:
+                        entries.popleft()  # expired entries change no decision
+                    left = check.limit - len(entries) - check.cost
+                    if left >= 0:
+                        if check.cost == 1:
+                            entries.append(now)
+                        else:
+                            entries.extend([now] * check.cost)
+                        expires = now + check.window
+                        if int(held[0]) == int(expires):
+                            held[0] = expires
+                        else:
+                            self._put(check.key, held, entries, expires)
+                        return True, (
+                            _new(RuleState, (check.rule, check.limit, True, left, expires, 0.0)),
+                        )
                 if held is None:
                     answer, new, expires = check.step(None, check, now, token)
                 elif held[0] > now:
@@ -78,21 +123,30 @@ class MemoryStorage(Storage):
         finally:
             self._release()
 
-    def _put(self, key: str, held: list[Any] | None, value: Any, expires: float) -> None:
+    def _put(self, key: str, held: list[Any] | None, value: Any, expires: float) -> list[Any]:
         # times are positive, so int() is the floor: the expiry bucket (a second)
         if held is None:
-            self._state[key] = [expires, value]
+            held = self._state[key] = [expires, value]
         else:
             old = held[0]
             held[0] = expires
             held[1] = value
             if int(old) == int(expires):
-                return  # already filed in this bucket
-        bucket = self._buckets.get(int(expires))
+                return held  # already filed in this bucket
+            # moved to a later second: one bucket per key, so the buckets of counters
+            # that move on every hit (logs, buckets) stay as small as the set of keys
+            filed = self._buckets.get(int(old))
+            if filed is not None:
+                filed.discard(key)
+        # a counter already due (a caller whose clock lags the last sweep's) goes in the
+        # next bucket to sweep, not in one already swept, where it would stay forever
+        second = max(int(expires), self._swept)
+        bucket = self._buckets.get(second)
         if bucket is None:
-            self._buckets[int(expires)] = {key}
+            self._buckets[second] = {key}
         else:
             bucket.add(key)
+        return held
 
     def _sweep(self, now: float) -> None:
         current = int(now)
@@ -105,6 +159,7 @@ class MemoryStorage(Storage):
                 held = self._state.get(key)
                 if held is not None and held[0] <= now:
                     del self._state[key]
+                    held[0] = -math.inf  # dead: no check's linked cell matches it again
         self._swept = current
         self._sweep_at = current + 1.0
 
@@ -118,6 +173,8 @@ class MemoryStorage(Storage):
     def clear(self) -> None:
         """See :meth:`Storage.clear`."""
         with self._lock:
+            for held in self._state.values():
+                held[0] = -math.inf  # dead (see _sweep)
             self._state.clear()
             self._buckets.clear()
             self._swept = -1

@@ -9,7 +9,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -19,6 +19,9 @@ from meterline.ratelimit.algorithms import Check, _state
 from meterline.ratelimit.decision import RuleState
 from meterline.ratelimit.resources import lua
 from meterline.ratelimit.storage.base import Storage, StorageError
+
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
 
 SCRIPT = lua("check_and_consume")
 DEFAULT_TIMEOUT = 0.05
@@ -262,13 +265,20 @@ def script_args(
     return [c.key for c in checks], args
 
 
+FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+"""What a Redis or Redis Cluster call raises when the storage fails (redis-py's cluster
+errors are not all ``RedisError``s)."""
+
+
 class RedisClusterStorage(Storage):
     """Counters on a Redis Cluster (URL scheme ``redis+cluster://host:port``, any node).
 
     Every key of a decision carries the same ``{hash tag}`` (see ``hash_tag`` of the
     limiter), so the decision's script runs on the one node that owns that slot, still
     one round trip and atomic. redis-py's cluster client routes by slot and follows
-    ``MOVED`` redirections when slots migrate.
+    ``MOVED`` redirections when slots migrate. The client connects on first use: a
+    cluster that is down when the limiter starts is a storage failure (the rules' policy
+    decides), not an error at start-up.
     """
 
     SCHEMES = ("redis+cluster", "rediss+cluster")
@@ -276,15 +286,27 @@ class RedisClusterStorage(Storage):
     def __init__(
         self, url: str = "redis+cluster://localhost:7000", *, timeout: float = DEFAULT_TIMEOUT
     ) -> None:
-        from redis.cluster import RedisCluster
-
         self.url = url
         self.timeout = timeout
-        plain = url.replace("+cluster", "", 1)
-        options = client_options(timeout)
-        options.pop("health_check_interval")
-        self.client: RedisCluster = RedisCluster.from_url(plain, **options)
+        self._options = client_options(timeout)
+        self._options.pop("health_check_interval")
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
         self.sha = ScriptCall(SCRIPT).sha
+
+    @property
+    def client(self) -> RedisCluster:
+        """The cluster client (connecting, and learning the slots, on first use)."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    from redis.cluster import RedisCluster
+
+                    plain = self.url.replace("+cluster", "", 1)
+                    self._client = RedisCluster.from_url(plain, **self._options)
+                client = self._client
+        return client
 
     def apply(
         self, now: float, checks: Sequence[Check], token: str, consume: bool
@@ -292,12 +314,13 @@ class RedisClusterStorage(Storage):
         """See :meth:`Storage.apply`."""
         keys, args = script_args(now, checks, token, consume)
         try:
+            client = self.client
             try:
-                raw = self.client.evalsha(self.sha, len(keys), *keys, *args)
+                raw = client.evalsha(self.sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 # EVAL runs the script on the slot's node and caches it there
-                raw = self.client.eval(SCRIPT, len(keys), *keys, *args)
-        except (redis.RedisError, OSError) as exc:
+                raw = client.eval(SCRIPT, len(keys), *keys, *args)
+        except FAILURES as exc:
             raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
         return parse_reply(raw, checks)
 
@@ -305,17 +328,19 @@ class RedisClusterStorage(Storage):
         """See :meth:`Storage.release`."""
         try:
             self.client.zrem(key, token)
-        except (redis.RedisError, OSError) as exc:
+        except FAILURES as exc:
             raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
 
     def clear(self) -> None:
         """Delete the limiter's keys on every primary (``SCAN``, never ``KEYS``)."""
         try:
-            for key in self.client.scan_iter(match="ml:*", count=1000):
-                self.client.delete(key)
-        except (redis.RedisError, OSError) as exc:
+            client = self.client
+            for key in client.scan_iter(match="ml:*", count=1000):
+                client.delete(key)
+        except FAILURES as exc:
             raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
 
     def close(self) -> None:
         """Close the cluster client's connections."""
-        self.client.close()
+        if self._client is not None:
+            self._client.close()

@@ -1,4 +1,5 @@
-"""Asyncio rate-limit storages, chosen by URL scheme like the sync ones."""
+"""Asyncio rate-limit storages, chosen by URL scheme like the sync ones: ``memory://``,
+``redis://``, ``rediss://``, ``redis+cluster://``."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ __all__ = ["MemoryStorage", "Storage", "storage_from_url"]
 
 
 def storage_from_url(url: str, **options: Any) -> Storage:
-    """Build the asyncio storage for ``url`` (``memory://`` or ``redis://host:port/db``)."""
+    """Build the asyncio storage for ``url`` (``memory://``, ``redis://host:port/db`` or
+    ``redis+cluster://host:port``)."""
     scheme = urlsplit(url).scheme
     if scheme in MemoryStorage.SCHEMES:
         return MemoryStorage(url)
-    from meterline.ratelimit.aio.storage.redis import RedisStorage
+    from meterline.ratelimit.aio.storage.redis import RedisClusterStorage, RedisStorage
 
     if scheme in RedisStorage.SCHEMES:
         return RedisStorage(url, **options)
+    if scheme in RedisClusterStorage.SCHEMES:
+        return RedisClusterStorage(url, **options)
     raise ConfigurationError(f"no rate-limit storage for scheme {scheme!r}")

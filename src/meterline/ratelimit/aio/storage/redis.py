@@ -17,10 +17,12 @@ from meterline.ratelimit.decision import RuleState
 from meterline.ratelimit.storage.base import StorageError
 from meterline.ratelimit.storage.redis import (
     DEFAULT_TIMEOUT,
+    FAILURES,
     SCRIPT,
     ScriptCall,
     client_options,
     parse_reply,
+    script_args,
 )
 
 
@@ -127,4 +129,70 @@ class RedisStorage(Storage):
     async def close(self) -> None:
         """Close both connection pools."""
         await self.pool.close()
+        await self.client.aclose()
+
+
+class RedisClusterStorage(Storage):
+    """The asyncio twin of the sync ``RedisClusterStorage`` (URL scheme
+    ``redis+cluster://host:port``, any node of the cluster).
+
+    Every key of a decision carries the same ``{hash tag}`` (see ``hash_tag`` of the
+    limiter), so the decision's script runs on the one node that owns that slot: one
+    round trip, atomic. redis-py's asyncio cluster client routes by slot and follows
+    ``MOVED`` redirections; every call, the first one's discovery of the cluster
+    included, is bounded by ``asyncio.timeout``.
+    """
+
+    SCHEMES = ("redis+cluster", "rediss+cluster")
+
+    def __init__(
+        self, url: str = "redis+cluster://localhost:7000", *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        from redis.asyncio.cluster import RedisCluster
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        self.url = url
+        self.timeout = timeout
+        options = client_options(timeout)
+        options.pop("health_check_interval")
+        options.pop("retry_on_timeout")  # not an option of the asyncio cluster client
+        options["retry"] = Retry(NoBackoff(), 0)  # the asyncio client's own Retry type
+        self.client: RedisCluster = RedisCluster.from_url(url.replace("+cluster", "", 1), **options)
+        self.sha = ScriptCall(SCRIPT).sha
+
+    async def apply(
+        self, now: float, checks: Sequence[Check], token: str, consume: bool
+    ) -> tuple[bool, Sequence[RuleState]]:
+        """See :meth:`Storage.apply`."""
+        keys, args = script_args(now, checks, token, consume)
+        try:
+            async with asyncio.timeout(self.timeout):
+                try:
+                    raw = await self.client.evalsha(self.sha, len(keys), *keys, *args)
+                except redis.exceptions.NoScriptError:
+                    # EVAL runs the script on the slot's node and caches it there
+                    raw = await self.client.eval(SCRIPT, len(keys), *keys, *args)
+        except (*FAILURES, TimeoutError) as exc:
+            raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
+        return parse_reply(raw, checks)
+
+    async def release(self, key: str, token: str) -> None:
+        """See :meth:`Storage.release`."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.client.zrem(key, token)
+        except (*FAILURES, TimeoutError) as exc:
+            raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
+
+    async def clear(self) -> None:
+        """Delete the limiter's keys on every primary (``SCAN``, never ``KEYS``)."""
+        try:
+            async for key in self.client.scan_iter(match="ml:*", count=1000):
+                await self.client.delete(key)
+        except FAILURES as exc:
+            raise StorageError("rate-limit storage failed", details=type(exc).__name__) from exc
+
+    async def close(self) -> None:
+        """Close the cluster client's connections."""
         await self.client.aclose()

@@ -4,26 +4,36 @@ The real log in ``shared/datasets/access-logs/`` is repeated to about a million 
 each copy's timestamps shifted by a week so no line repeats. Both tools read the same
 file: ``meterline import`` parses and stores it (embedded chDB store, durable on return;
 the engine parses Common/Combined files itself, see ``meterline.logs.engine``);
-GoAccess (Debian package ``goaccess``) parses it into a JSON report. Prints lines/s for
-each and the ratio, and the CPU seconds each used (a steadier figure on a busy machine;
-GoAccess uses one core, the engine up to all).
+GoAccess (Debian package ``goaccess``; 1.7 parses on one thread, it has no option for
+more) parses it into a JSON report. Each run imports into a fresh data directory and
+then runs GoAccess, so every ratio compares figures taken moments apart; prints lines/s
+for each, the ratio, and the CPU seconds each used (a steadier figure on a busy machine;
+GoAccess uses one core, the import both).
 
-Run: ``.venv/bin/python bench/import_logs.py [--lines 1000000]``
+``--split`` adds two diagnostic imports in the same run, into data directories altered
+for measurement only: one without the rollup views, one where the events table is a
+Null engine (parsing only). Their CPU per line splits the import into parse, events
+store and rollup views.
+
+Run: ``.venv/bin/python bench/import_logs.py [--lines 1000000] [--runs 3] [--split]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared" / "datasets" / "access-logs" / "elastic-apache_logs.log"
@@ -72,9 +82,45 @@ def timed(cmd: list[str]) -> tuple[float, str, float]:
     return elapsed, done.stdout, cpu
 
 
+ALTER = """
+import sys
+from meterline.store.chdb import ChdbStore
+store = ChdbStore(sys.argv[1])
+store.migrate()
+for row in store.select(
+    "SELECT name FROM system.tables WHERE database = '{db}' AND engine = 'MaterializedView'"
+):
+    store.command("DROP VIEW {db}." + row["name"])
+if sys.argv[2] == "null":
+    store.command("CREATE TABLE {db}.events_null AS {db}.events ENGINE = Null")
+    store.command("EXCHANGE TABLES {db}.events AND {db}.events_null")
+store.close()
+"""
+"""Drops the rollup views of a data directory's store; ``null`` also makes its events
+table a Null engine (rows are parsed and thrown away)."""
+
+
+def import_once(
+    meterline: str, log: Path, data: Path, alter: str = ""
+) -> tuple[float, float, dict[str, Any]]:
+    """Wall seconds, CPU seconds and the summary of one import into a fresh data directory."""
+    shutil.rmtree(data, ignore_errors=True)
+    timed([meterline, "admin", "create-org", "bench", "--data-dir", str(data)])
+    if alter:
+        timed([sys.executable, "-c", ALTER, str(data / "store"), alter])
+    wall, out, cpu = timed(
+        [meterline, "import", str(log), "--org", "bench", "--data-dir", str(data)]
+        + ["--no-progress", "--json"]
+    )
+    summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return wall, cpu, summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=1, help="import + GoAccess pairs")
+    parser.add_argument("--split", action="store_true", help="CPU per line by stage")
     args = parser.parse_args()
     goaccess = shutil.which("goaccess")
     meterline = str(Path(sys.executable).with_name("meterline"))
@@ -83,31 +129,48 @@ def main() -> None:
         log = work / "access.log"
         count = build(log, args.lines)
         size_mb = log.stat().st_size / 1e6
-        print(f"{count:,} lines, {size_mb:.0f} MB (from {DATASET.name})")
-        data = work / "data"
-        timed([meterline, "admin", "create-org", "bench", "--data-dir", str(data)])
-        ours, out, ours_cpu = timed(
-            [meterline, "import", str(log), "--org", "bench", "--data-dir", str(data)]
-            + ["--no-progress", "--json"]
-        )
-        summary = json.loads(out.strip().splitlines()[-1])
-        print(
-            f"meterline import: {ours:6.1f} s  {count / ours:>9,.0f} lines/s  "
-            f"(CPU {ours_cpu:.1f} s; {summary['imported']:,} stored, {summary['bad']:,} bad lines)"
-        )
-        if goaccess is None:
-            print("goaccess is not installed (apt-get install goaccess); no baseline")
-            return
-        theirs, _, theirs_cpu = timed(
-            [goaccess, str(log), "--log-format=COMBINED", "--no-global-config"]
-            + ["-o", str(work / "report.json")]
-        )
-        print(
-            f"goaccess:         {theirs:6.1f} s  {count / theirs:>9,.0f} lines/s  "
-            f"(CPU {theirs_cpu:.1f} s)"
-        )
-        print(f"meterline / goaccess throughput: {theirs / ours:.2f}x")
-        print(f"meterline / goaccess CPU per line: {ours_cpu / theirs_cpu:.2f}x")
+        print(f"{count:,} lines, {size_mb:.0f} MB (from {DATASET.name}), {os.cpu_count()} cores")
+        ratios = []
+        for run in range(1, args.runs + 1):
+            ours, ours_cpu, summary = import_once(meterline, log, work / "data")
+            print(
+                f"run {run} meterline import: {ours:6.1f} s  {count / ours:>9,.0f} lines/s  "
+                f"(CPU {ours_cpu:.1f} s, {ours_cpu / count * 1e6:.1f} µs/line; "
+                f"{summary['imported']:,} stored, {summary['bad']:,} bad lines)"
+            )
+            if goaccess is None:
+                print("goaccess is not installed (apt-get install goaccess); no baseline")
+                continue
+            theirs, _, theirs_cpu = timed(
+                [goaccess, str(log), "--log-format=COMBINED", "--no-global-config"]
+                + ["-o", str(work / "report.json")]
+            )
+            print(
+                f"run {run} goaccess:         {theirs:6.1f} s  {count / theirs:>9,.0f} lines/s  "
+                f"(CPU {theirs_cpu:.1f} s, {theirs_cpu / count * 1e6:.1f} µs/line)"
+            )
+            ratios.append((theirs / ours, ours_cpu / theirs_cpu))
+            print(
+                f"run {run} meterline / goaccess throughput: {theirs / ours:.2f}x, "
+                f"CPU per line: {ours_cpu / theirs_cpu:.2f}x"
+            )
+        if len(ratios) > 1:
+            print(
+                f"median of {len(ratios)} runs: throughput "
+                f"{statistics.median(r for r, _ in ratios):.2f}x, "
+                f"CPU per line {statistics.median(c for _, c in ratios):.2f}x"
+            )
+        if args.split:
+            cpu = {}
+            for name, alter in (("full", ""), ("no views", "views"), ("parse only", "null")):
+                wall, used, _ = import_once(meterline, log, work / f"data-{alter}", alter)
+                cpu[name] = used / count * 1e6
+                print(f"split {name:10s}: {wall:6.1f} s wall, {cpu[name]:5.1f} µs CPU/line")
+            print(
+                f"CPU per line: parse {cpu['parse only']:.1f} µs, "
+                f"events store {cpu['no views'] - cpu['parse only']:.1f} µs, "
+                f"rollup views {cpu['full'] - cpu['no views']:.1f} µs"
+            )
 
 
 if __name__ == "__main__":

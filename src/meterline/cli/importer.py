@@ -42,18 +42,11 @@ def _sample(path: str) -> list[str]:
 
 
 def _local_sink(data_dir: Path, org: str | None) -> Sink:
-    from meterline.api.services import Services
-    from meterline.plans import plan_limits
+    from meterline.logs.local import ImportTarget
 
     if not org:
         raise typer.BadParameter("--org is required when importing into a data directory")
-    services = Services.open(Settings.from_env(data_dir=data_dir))
-    try:
-        found = services.auth.find_org(org)
-    except MeterlineError:
-        services.close()
-        raise
-    return LocalSink(services, found["org_id"], plan_limits(found["plan"]).retention_days)
+    return LocalSink(ImportTarget.open(Settings.from_env(data_dir=data_dir), org))
 
 
 def import_logs(

@@ -12,7 +12,7 @@ import gzip
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import msgspec
@@ -21,6 +21,9 @@ from meterline.events import RawEvent
 from meterline.logs.engine import EngineImport, EngineResult, Progress
 from meterline.logs.parse import BadLine, LineParser
 from meterline.logs.source import Line
+
+if TYPE_CHECKING:
+    from meterline.logs.local import ImportTarget
 
 
 @dataclass
@@ -160,17 +163,17 @@ class LocalSink:
     and skipped, however long ago the first import ran.
     """
 
-    def __init__(self, services: Any, org_id: str, retention_days: int) -> None:
-        self.services = services
-        self.org_id = org_id
-        self.retention_days = retention_days
+    def __init__(self, target: ImportTarget) -> None:
+        self.target = target
+        self.org_id = target.org_id
+        self.retention_days = target.retention_days
         self.loop = asyncio.new_event_loop()
 
     def _stored(self, events: list[RawEvent]) -> set[str]:
         stamps = [e.timestamp for e in events if isinstance(e.timestamp, int)]
         if not stamps:
             return set()
-        rows = self.services.store.select(
+        rows = self.target.store.select(
             "SELECT event_id FROM {db}.events WHERE org_id = {org:String} "
             "AND timestamp BETWEEN fromUnixTimestamp64Milli({lo:Int64}) "
             "AND fromUnixTimestamp64Milli({hi:Int64}) AND startsWith(event_id, 'log-')",
@@ -186,9 +189,7 @@ class LocalSink:
         fresh = [e for e in events if e.event_id not in stored] if stored else events
         index = [i for i, e in enumerate(events) if e.event_id not in stored]
         result = self.loop.run_until_complete(
-            self.services.ingest.ingest_events(
-                self.org_id, self.retention_days, fresh, history=True
-            )
+            self.target.ingest.ingest_events(self.org_id, self.retention_days, fresh, history=True)
         )
         return SinkResult(
             result.accepted,
@@ -202,17 +203,17 @@ class LocalSink:
         and nothing was written."""
         from meterline.store.chdb import ChdbStore
 
-        store = self.services.store
+        store = self.target.store
         if not isinstance(store, ChdbStore):
             return None
         engine = EngineImport(
-            store, self.org_id, self.retention_days, self.services.ingest.normaliser
+            store, self.org_id, self.retention_days, self.target.ingest.normaliser
         )
         return engine.run(path, progress)
 
     def close(self) -> None:
         self.loop.close()
-        self.services.close()
+        self.target.close()
 
 
 class HttpSink:

@@ -8,18 +8,42 @@ delivers finished reports.
 
 from __future__ import annotations
 
-from meterline.reports.artifacts import ArtifactStore
-from meterline.reports.config import ReportsConfig
-from meterline.reports.cron import CronSchedule
-from meterline.reports.quota import (
-    LimiterReportQuota,
-    QuotaDecision,
-    QuotaExceededError,
-    ReportQuota,
+from typing import TYPE_CHECKING
+
+from meterline.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from meterline.reports.artifacts import ArtifactStore
+    from meterline.reports.config import ReportsConfig
+    from meterline.reports.cron import CronSchedule
+    from meterline.reports.quota import (
+        LimiterReportQuota,
+        QuotaDecision,
+        QuotaExceededError,
+        ReportQuota,
+    )
+    from meterline.reports.runner import ReportRunner
+    from meterline.reports.service import Download, ReportService
+    from meterline.reports.templates import BUILTIN_TEMPLATES, Template, validate_template
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ArtifactStore": "artifacts",
+        "ReportsConfig": "config",
+        "CronSchedule": "cron",
+        "LimiterReportQuota": "quota",
+        "QuotaDecision": "quota",
+        "QuotaExceededError": "quota",
+        "ReportQuota": "quota",
+        "ReportRunner": "runner",
+        "Download": "service",
+        "ReportService": "service",
+        "BUILTIN_TEMPLATES": "templates",
+        "Template": "templates",
+        "validate_template": "templates",
+    },
 )
-from meterline.reports.runner import ReportRunner
-from meterline.reports.service import Download, ReportService
-from meterline.reports.templates import BUILTIN_TEMPLATES, Template, validate_template
 
 __all__ = [
     "BUILTIN_TEMPLATES",

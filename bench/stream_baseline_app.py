@@ -1,8 +1,9 @@
 """The fan-out floor: a bare Starlette broadcast loop (the FastAPI docs' pattern).
 
-Every 100 ms it builds one ~1 KB ``metric_update``-shaped frame stamped with the time and
-sends it to every open socket in turn, awaiting each send. No auth, no subscriptions,
-no queues: what any Starlette WebSocket server pays to move the same bytes. Run by
+Every 100 ms (a fixed cadence) it builds one ~1 KB ``metric_update``-shaped frame
+stamped with the time and sends it to every open socket in turn, awaiting each send. No
+auth, no subscriptions, no queues: what any Starlette WebSocket server pays to move the
+same bytes. Run by
 ``bench/stream.py`` under uvicorn with the same WebSocket settings as ``meterline serve``.
 """
 
@@ -56,9 +57,14 @@ def _frame(seq: int) -> str:
 
 
 async def _broadcast() -> None:
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     seq = 0
     while True:
-        await asyncio.sleep(INTERVAL)
+        # A fixed cadence (not a sleep after each round), so every socket is offered
+        # 10 frames a second however long a round takes.
+        due += INTERVAL
+        await asyncio.sleep(max(0.0, due - loop.time()))
         seq += 1
         frame = _frame(seq)
         for ws in list(sockets):

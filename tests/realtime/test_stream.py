@@ -720,3 +720,34 @@ def test_subscribe_rate_is_also_limited_per_org_across_connections(
     assert errors
     assert {e["error"]["code"] for e in errors} == {"RATE_LIMIT_EXCEEDED"}
     assert all("your org may send 20 per second" in e["error"]["details"] for e in errors)
+
+
+def test_frames_are_written_directly_under_the_default_server(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _reader_token(stream_server, stream_tenants[0])
+
+    def paths() -> dict[str, float]:
+        text = httpx.get(f"{stream_server.url}/metrics", timeout=30).text
+        prefix = "meterline_stream_connections_by_write_path{path="
+        found = {
+            line[len(prefix) + 1 : line.index('"}')]: float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith(prefix)
+        }
+        assert found.get("direct", 0) >= 1
+        return found
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, float]]:
+        # A client that offers per-message deflate (the default) gets plain frames: the
+        # server does not negotiate it, so the bytes built once can go to every socket.
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        connected = await recv_json(ws)
+        extensions = list(ws.protocol.extensions)
+        found = await asyncio.to_thread(eventually, paths)
+        await ws.close()
+        return connected | {"extensions": extensions}, found
+
+    connected, found = run_async(scenario())
+    assert connected["type"] == "connected" and connected["extensions"] == []
+    assert found["asgi"] == 0

@@ -240,6 +240,13 @@ class StreamHub:
         self.m_computations = Counter(
             "meterline_stream_computations_total", "Shared stream computations", registry=r
         )
+        self.m_write_path = Gauge(
+            "meterline_stream_connections_by_write_path",
+            "Open streams by how frames reach the socket: direct (whole frames, one write"
+            " per loop step) or asgi (one send per frame)",
+            ["path"],
+            registry=r,
+        )
         self.m_revoked = Counter(
             "meterline_stream_revoked_closes_total",
             "Stream connections closed because their client was revoked",
@@ -722,13 +729,19 @@ class StreamHub:
         one frame object, so its wire bytes are built once too."""
         encoded = encode(body)
         frames: dict[tuple[str, int], Outgoing] = {}
-        for (_, sub_id), conn in list(stream.holders.items()):
+        rings = self.rings
+        for key, conn in list(stream.holders.items()):
+            sub_id = key[1]
             seq = conn.next_seq(sub_id)
             frame = frames.get((sub_id, seq))
             if frame is None:
                 frame = frames[(sub_id, seq)] = Outgoing(self._splice(sub_id, seq, encoded))
             conn.offer_update(sub_id, frame)
-            self._record(conn, sub_id, seq, encoded)
+            ring = rings.get(key)
+            if ring is None:
+                self._record(conn, sub_id, seq, encoded)
+            else:
+                ring.updates.append((seq, encoded))
             spec = conn.subscriptions.get(sub_id)
             if spec is not None and spec.thresholds:
                 self._evaluate(conn, spec, body, now)
@@ -763,11 +776,14 @@ class StreamHub:
             else:
                 stream.busy = True
                 asyncio.get_running_loop().create_task(self._deliver(stream, now))
-        deepest = 0
+        deepest = direct = 0
         for conn in list(self.connections.values()):
             deepest = max(deepest, conn.depth)
+            direct += conn.direct is not None
             self._housekeep(conn, now)
         self.m_depth.set(deepest)
+        self.m_write_path.labels("direct").set(direct)
+        self.m_write_path.labels("asgi").set(len(self.connections) - direct)
         if now - self._last_prune > 10:
             self._last_prune = now
             self.windows.prune(now)

@@ -76,8 +76,10 @@ REVOCATION_CHECK = 10.0
 """Seconds between checks that the clients holding streams are still valid."""
 MAX_NODE_CONNECTIONS = 10_000
 """Streams one node holds before it answers new ones 1013 (try later), whatever the plans."""
-OVERLOAD_LAG = 1.0
-"""Seconds the tick loop may run late (smoothed) before new streams get 1013."""
+OVERLOAD_LAG = 5.0
+"""Seconds the tick loop may run late (smoothed) before new streams get 1013
+(``METERLINE_STREAM_OVERLOAD_LAG``; 0 turns this off). Live updates are then seconds
+behind for everyone: more streams would only make it worse."""
 REBALANCE_TOLERANCE = 0.25
 REBALANCE_SLACK = 5
 """A node sheds streams (close 4012) when it holds more than the cluster's mean by a
@@ -151,6 +153,10 @@ def _heartbeat() -> float:
     return float(os.environ.get("METERLINE_STREAM_HEARTBEAT", "20"))
 
 
+def _overload_lag() -> float:
+    return float(os.environ.get("METERLINE_STREAM_OVERLOAD_LAG", str(OVERLOAD_LAG)))
+
+
 def _load_interval() -> float:
     return float(os.environ.get("METERLINE_STREAM_LOAD_INTERVAL", "10"))
 
@@ -194,6 +200,7 @@ class StreamHub:
         self.max_connections = max_connections
         self.lag = 0.0
         """How late the tick loop runs, smoothed (seconds)."""
+        self.overload_lag = _overload_lag()
         self.load_interval = _load_interval()
         self.peer_load: dict[str, tuple[int, float]] = {}
         """Other nodes' stream counts and when they said so (through the relay)."""
@@ -245,6 +252,12 @@ class StreamHub:
             "Open streams by how frames reach the socket: direct (whole frames, one write"
             " per loop step) or asgi (one send per frame)",
             ["path"],
+            registry=r,
+        )
+        self.m_lag = Gauge(
+            "meterline_stream_tick_lag_seconds",
+            "How late the stream's delivery tick runs (smoothed); new streams get 1013"
+            " past METERLINE_STREAM_OVERLOAD_LAG",
             registry=r,
         )
         self.m_revoked = Counter(
@@ -322,7 +335,7 @@ class StreamHub:
                 "this server holds as many streams as it may",
                 details="Reconnect with backoff; another server may take you.",
             )
-        if self.lag > OVERLOAD_LAG:
+        if self.overload_lag and self.lag > self.overload_lag:
             raise OverloadedError(
                 "this server is overloaded and takes no new streams right now",
                 details=f"Its updates run {self.lag:.1f} s late; reconnect with backoff.",
@@ -762,6 +775,7 @@ class StreamHub:
             # How late the next tick starts: its own work plus a busy loop's delay.
             late = max(0.0, loop.time() - started - TICK)
             self.lag = 0.8 * self.lag + 0.2 * late
+            self.m_lag.set(self.lag)
 
     async def tick(self) -> None:
         """Deliver every due shared stream, then look after each connection."""

@@ -50,6 +50,12 @@ class Settings:
     ratelimit_adaptive_latency_ms: float | None = None
     stream_redis_url: str | None = None  # live windows across nodes; None: this node only
     stream_allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # uvicorn's WebSocket protocol ("websockets", "websockets-sansio", "wsproto") and
+    # whether it offers per-message deflate (see bench/stream.py for the measurements)
+    stream_ws: str = "websockets-sansio"
+    stream_ws_deflate: bool = False
+    stream_direct_writes: bool = True  # see meterline.api.stream_socket
+    stream_max_connections: int = 10_000  # per node, whatever the plans; then close 1013
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -79,6 +85,10 @@ class Settings:
                 for o in os.environ.get("METERLINE_STREAM_ALLOWED_ORIGINS", "").split(",")
                 if o.strip()
             ),
+            stream_ws=_env("STREAM_WS", "websockets-sansio"),
+            stream_ws_deflate=_env("STREAM_WS_DEFLATE", "0") in ("1", "true", "yes"),
+            stream_direct_writes=_env("STREAM_DIRECT_WRITES", "1") not in ("0", "false", "no"),
+            stream_max_connections=int(_env("STREAM_MAX_CONNECTIONS", "10000")),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in given:

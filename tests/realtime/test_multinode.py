@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from websockets.asyncio.client import ClientConnection
 
 from tests.helpers import ServerProcess, Tenant, make_tenant
@@ -34,6 +35,8 @@ def cluster(
         # Shared credentials (one metadata database); each node has its own store.
         "METERLINE_METADATA_URL": f"sqlite:///{(root / 'metadata.db').resolve()}",
         "METERLINE_STREAM_REDIS_URL": redis.url,
+        # Nodes compare their stream counts every second (rebalancing test).
+        "METERLINE_STREAM_LOAD_INTERVAL": "1",
     }
     a = ServerProcess(root / "a", env=env, log_level="info")
     b = ServerProcess(root / "b", env=env, log_level="info")
@@ -248,3 +251,43 @@ def test_an_alert_keeps_its_id_when_the_client_moves_to_another_node(
     ]
     assert [f["reason"] for f in frames if f["type"] == "resync"] == ["node_restart"]
     assert frames[-1]["recovered"] is False
+
+
+def test_a_node_holding_far_more_streams_than_its_peer_sheds_some_with_4012(
+    cluster: tuple[RedisServer, ServerProcess, ServerProcess, Tenant],
+) -> None:
+    _, a, b, tenant = cluster
+    token = a.token(tenant.reader_id, tenant.reader_secret)
+
+    async def scenario() -> tuple[int, list[tuple[int, dict[str, Any]]]]:
+        # 30 streams on node a, none on b: the mean is 15, a holds over 1.25 x 15 + 5.
+        sockets = [await connect(ws_url(a, f"?token={token}")) for _ in range(30)]
+        for ws in sockets:
+            assert (await recv_json(ws))["type"] == "connected"
+
+        async def outcome(ws: ClientConnection) -> tuple[int, dict[str, Any]]:
+            last: dict[str, Any] = {}
+            try:
+                while True:
+                    last = await recv_json(ws, timeout=60)
+            except websockets.ConnectionClosed as closed:
+                return (closed.rcvd.code if closed.rcvd else 1006), last
+            except TimeoutError:
+                return 0, last
+
+        watchers = [asyncio.ensure_future(outcome(ws)) for ws in sockets]
+        done, _ = await asyncio.wait(watchers, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.sleep(6)  # the rest of this round, spread over a few seconds
+        shed = [w.result() for w in watchers if w.done()]
+        for ws in sockets:
+            await ws.close()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        return len(done), shed
+
+    first_round, shed = run_async(scenario())
+    assert first_round >= 1
+    # A tenth per round: not the whole excess at once.
+    assert 1 <= len(shed) <= 12
+    for code, frame in shed:
+        assert code == 4012
+        assert frame["type"] == "error" and frame["error"]["code"] == "NODE_REBALANCING"

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from meterline.auth import AuthService
 from meterline.metadb import engine_from_url
@@ -158,36 +159,78 @@ def test_other_orgs_traffic_never_reaches_a_subscription(
             assert message["metrics"][0]["value"] == 0
 
 
+def _origin(server: ServerProcess) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def _denied(url: str, **kwargs: Any) -> tuple[int, dict[str, Any], str]:
+    """The HTTP answer to an upgrade the server refuses: status, error body, and its
+    WWW-Authenticate header."""
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await connect(url, **kwargs)
+    response = refused.value.response
+    return (
+        response.status_code,
+        json.loads(response.body or b"{}"),
+        response.headers.get("WWW-Authenticate", ""),
+    )
+
+
 @pytest.mark.parametrize(
-    ("query", "code", "error"),
+    ("query", "error"),
     [
-        ("", 4401, "AUTH_TOKEN_MISSING"),
-        ("?token=not-a-token", 4401, "AUTH_TOKEN_INVALID"),
-        ("?ticket=t_unknown", 4401, "AUTH_TOKEN_INVALID"),
+        ("", "AUTH_TOKEN_MISSING"),
+        ("?token=not-a-token", "AUTH_TOKEN_INVALID"),
+        ("?ticket=t_unknown", "AUTH_TOKEN_INVALID"),
     ],
 )
-def test_auth_failures_send_an_error_frame_then_close(
-    stream_server: ServerProcess, query: str, code: int, error: str
+def test_bad_credentials_are_refused_before_the_upgrade_with_401(
+    stream_server: ServerProcess, query: str, error: str
 ) -> None:
+    status, body, challenge = run_async(_denied(_ws_url(stream_server, query)))
+    assert status == 401
+    assert body["error"]["code"] == error
+    assert body["error"]["message"] and body["error"]["request_id"].startswith("req_")
+    assert challenge.startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("", "AUTH_TOKEN_MISSING"),
+        ("?token=not-a-token", "AUTH_TOKEN_INVALID"),
+        ("?ticket=t_unknown", "AUTH_TOKEN_INVALID"),
+    ],
+)
+def test_a_browser_with_bad_credentials_gets_an_error_frame_then_4401(
+    stream_server: ServerProcess, query: str, error: str
+) -> None:
+    # A browser (it sends Origin) sees only close code 1006 for a refused upgrade, so
+    # it is accepted, told why, and closed in the do-not-reconnect range.
     async def scenario() -> tuple[list[dict[str, Any]], int]:
-        ws = await connect(_ws_url(stream_server, query))
+        ws = await connect(_ws_url(stream_server, query), origin=_origin(stream_server))
         return await closed_with(ws)
 
     frames, closed = run_async(scenario())
-    assert closed == code
+    assert closed == 4401
     assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == error
 
 
-def test_token_without_analytics_scope_is_closed_4403(
+def test_token_without_analytics_scope_is_refused_403_or_closed_4403(
     stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
 ) -> None:
     tenant = stream_tenants[0]
     token = stream_server.token(tenant.client_id, tenant.client_secret, scope="reports:read")
+    url = _ws_url(stream_server, f"?token={token}")
 
-    async def scenario() -> tuple[list[dict[str, Any]], int]:
-        return await closed_with(await connect(_ws_url(stream_server, f"?token={token}")))
+    async def scenario() -> tuple[tuple[int, dict[str, Any], str], list[dict[str, Any]], int]:
+        denied = await _denied(url)
+        frames, closed = await closed_with(await connect(url, origin=_origin(stream_server)))
+        return denied, frames, closed
 
-    frames, closed = run_async(scenario())
+    (status, body, _), frames, closed = run_async(scenario())
+    assert status == 403 and body["error"]["code"] == "AUTH_SCOPE_INSUFFICIENT"
+    assert "analytics:read" in json.dumps(body)
     assert closed == 4403
     assert frames[-1]["error"]["code"] == "AUTH_SCOPE_INSUFFICIENT"
 
@@ -231,10 +274,10 @@ def test_ticket_opens_one_connection_only(
         ws = await connect(_ws_url(stream_server, f"?ticket={ticket}"))
         first = await recv_json(ws)
         await ws.close()
-        frames, code = await closed_with(await connect(_ws_url(stream_server, f"?ticket={ticket}")))
-        return first["type"], code, frames[-1]["error"]["code"]
+        status, body, _ = await _denied(_ws_url(stream_server, f"?ticket={ticket}"))
+        return first["type"], status, body["error"]["code"]
 
-    assert run_async(scenario()) == ("connected", 4401, "AUTH_TOKEN_INVALID")
+    assert run_async(scenario()) == ("connected", 401, "AUTH_TOKEN_INVALID")
     log = (stream_server.data_dir / "server.log").read_text()
     assert "WebSocket /v2/stream?ticket=[redacted]" in log
     assert ticket not in log and token not in log
@@ -598,3 +641,113 @@ def test_plan_limits_on_subscriptions_and_message_size(
     assert refused["subscription_id"] == "s10"
     assert refused["error"]["code"] == "QUOTA_EXCEEDED"
     assert code == 1009
+
+
+def test_subscribe_floods_get_rate_limit_errors_and_the_connection_stays_open(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _reader_token(stream_server, stream_tenants[0])
+    subscribe = {
+        "action": "subscribe",
+        "subscription_id": "flood",
+        "metrics": ["requests"],
+        "delivery_frequency": "5s",
+    }
+
+    async def scenario() -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        await recv_json(ws)
+        # Re-subscribing the same id replaces it, so only the rate can refuse these.
+        for _ in range(60):
+            await send(ws, subscribe)
+        await send(ws, {"action": "ping", "id": "after"})
+        frames: list[dict[str, Any]] = []
+        while not frames or frames[-1]["type"] != "pong":
+            frames.append(await recv_json(ws))
+        subscribed = sum(1 for f in frames if f["type"] == "subscribed")
+        # After a short wait the bucket has refilled: subscribing works again.
+        await asyncio.sleep(1.0)
+        await send(ws, subscribe)
+        again = await recv_until(ws, lambda m: m["type"] in ("subscribed", "error"))
+        await ws.close()
+        return [f for f in frames if f["type"] == "error"], subscribed, again
+
+    errors, subscribed, again = run_async(scenario())
+    assert 20 <= subscribed < 60
+    assert len(errors) == 60 - subscribed
+    first = errors[0]
+    assert first["subscription_id"] == "flood"
+    assert first["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+    assert first["error"]["details"].startswith("Retry in ")
+    assert "a connection may send 5 per second" in first["error"]["details"]
+    assert again["type"] == "subscribed"
+
+
+def test_subscribe_rate_is_also_limited_per_org_across_connections(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    # Basic plan: 20 streams x 10 subscriptions = a burst of 200 per org, then 20/s.
+    basic = stream_tenants[1]
+    token = _reader_token(stream_server, basic)
+
+    async def scenario() -> list[dict[str, Any]]:
+        sockets = [await connect(_ws_url(stream_server, f"?token={token}")) for _ in range(18)]
+        for ws in sockets:
+            await recv_json(ws)
+        for ws in sockets:
+            for n in range(20):
+                await send(
+                    ws,
+                    {
+                        "action": "subscribe",
+                        "subscription_id": f"o{n % 5}",
+                        "metrics": ["requests"],
+                        "delivery_frequency": "5s",
+                    },
+                )
+        errors: list[dict[str, Any]] = []
+        for ws in sockets:
+            await send(ws, {"action": "ping", "id": "end"})
+            while (message := await recv_json(ws))["type"] != "pong":
+                if message["type"] == "error":
+                    errors.append(message)
+            await ws.close()
+        return errors
+
+    errors = run_async(scenario())
+    # 360 subscribe messages, none over any one connection's burst of 20: only the org's
+    # bucket (200, refilled at 20/s while they arrive) refuses some.
+    assert errors
+    assert {e["error"]["code"] for e in errors} == {"RATE_LIMIT_EXCEEDED"}
+    assert all("your org may send 20 per second" in e["error"]["details"] for e in errors)
+
+
+def test_frames_are_written_directly_under_the_default_server(
+    stream_server: ServerProcess, stream_tenants: tuple[Tenant, Tenant]
+) -> None:
+    token = _reader_token(stream_server, stream_tenants[0])
+
+    def paths() -> dict[str, float]:
+        text = httpx.get(f"{stream_server.url}/metrics", timeout=30).text
+        prefix = "meterline_stream_connections_by_write_path{path="
+        found = {
+            line[len(prefix) + 1 : line.index('"}')]: float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith(prefix)
+        }
+        assert found.get("direct", 0) >= 1
+        return found
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, float]]:
+        # A client that offers per-message deflate (the default) gets plain frames: the
+        # server does not negotiate it, so the bytes built once can go to every socket.
+        ws = await connect(_ws_url(stream_server, f"?token={token}"))
+        connected = await recv_json(ws)
+        extensions = list(ws.protocol.extensions)
+        found = await asyncio.to_thread(eventually, paths)
+        await ws.close()
+        return connected | {"extensions": extensions}, found
+
+    connected, found = run_async(scenario())
+    assert connected["type"] == "connected" and connected["extensions"] == []
+    assert found["asgi"] == 0

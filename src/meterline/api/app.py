@@ -28,6 +28,7 @@ from meterline.api.routes import (
     stream,
 )
 from meterline.api.services import Services
+from meterline.api.stream_socket import ServerSendMiddleware
 from meterline.clock import Clock, system_clock
 from meterline.config import Settings
 
@@ -77,4 +78,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     install_dashboard(app)
     install_rate_limiting(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ServerSendMiddleware)  # outermost: sees the server's own send
     return app

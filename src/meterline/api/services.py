@@ -125,6 +125,7 @@ class Services:
             epoch=epoch,
             relay=relay,
             revoked=auth.client_revoked,
+            max_connections=settings.stream_max_connections,
         )
         reports = ReportService(
             engine,

@@ -68,7 +68,11 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        ws=settings.stream_ws,
         ws_max_size=64 * 1024,
+        # Stream frames are ~1 KB and go to many sockets: compressing each copy per
+        # socket costs more CPU than the bytes it saves on any network.
+        ws_per_message_deflate=settings.stream_ws_deflate,
         proxy_headers=True,
         timeout_graceful_shutdown=30,
     )

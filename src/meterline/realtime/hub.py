@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
 import os
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,12 +26,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from meterline.clock import Clock, system_clock
 from meterline.errors import (
+    MeterlineError,
     QuotaExceededError,
     RateLimitExceededError,
     ValidationError,
 )
 from meterline.plans import PlanLimits, plan_limits
 from meterline.query import QueryService
+from meterline.ratelimit import Algorithm, Identity, MemoryStorage, Plan, RateLimiter, Rule
 from meterline.realtime import catalogue
 from meterline.realtime.alerts import AlertState, ThresholdAlert
 from meterline.realtime.connection import (
@@ -38,6 +42,7 @@ from meterline.realtime.connection import (
     FIFO_FRAMES,
     Connection,
     ConnectionState,
+    Outgoing,
     encode,
 )
 from meterline.realtime.protocol import SubscriptionSpec, Threshold, iso_now
@@ -54,7 +59,12 @@ MAX_SUBSCRIPTIONS = 20
 """Hard cap whatever the plan says (STREAM.md)."""
 MAX_LIFETIME = 12 * 3600.0
 SUBSCRIBE_BURST = 20
-SUBSCRIBE_PER_SECOND = 5.0
+SUBSCRIBE_PER_SECOND = 5
+"""Subscribe messages per connection: 5/s after a burst of 20 (a dashboard replaying its
+subscriptions on reconnect fits, a script looping on subscribe does not)."""
+ORG_SUBSCRIBE_REFILL = 10.0
+"""Per org and node the burst is every allowed connection replaying every allowed
+subscription (a fleet of dashboards reconnecting after a deploy), refilled over 10 s."""
 RING_UPDATES = 32
 """``metric_update`` bodies kept per subscription for resume; a client further behind
 gets ``resync`` (gap) and a snapshot (half the control FIFO, so a replay never evicts)."""
@@ -64,6 +74,27 @@ ALERT_LOG = 1000
 """Alert events kept per org for replay after a reconnect."""
 REVOCATION_CHECK = 10.0
 """Seconds between checks that the clients holding streams are still valid."""
+MAX_NODE_CONNECTIONS = 10_000
+"""Streams one node holds before it answers new ones 1013 (try later), whatever the plans."""
+OVERLOAD_LAG = 5.0
+"""Seconds the tick loop may run late (smoothed) before new streams get 1013
+(``METERLINE_STREAM_OVERLOAD_LAG``; 0 turns this off). Live updates are then seconds
+behind for everyone: more streams would only make it worse."""
+REBALANCE_TOLERANCE = 0.25
+REBALANCE_SLACK = 5
+"""A node sheds streams (close 4012) when it holds more than the cluster's mean by a
+quarter plus five; it sheds at most a tenth of its streams per round, spread over
+:data:`SHED_SPREAD` seconds so the clients do not all reconnect at once."""
+SHED_SPREAD = 5.0
+CLOSE_TRY_LATER = 1013
+CLOSE_REBALANCING = 4012
+
+
+class OverloadedError(MeterlineError):
+    """This node takes no new streams right now; the client should retry with backoff."""
+
+    code = "SERVER_OVERLOADED"
+    status = 503
 
 
 @dataclass(slots=True)
@@ -79,10 +110,39 @@ class SharedStream:
     last_fanout: float = 0.0
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
+def subscribe_limiter(clock: Clock = system_clock) -> RateLimiter:
+    """The subscribe-rate limiter: a token bucket per connection here, and one per org
+    from :func:`org_subscribe_plan`; in memory, as subscriptions live on one node."""
+    per_connection = Rule(
+        "stream-subscribe-connection",
+        SUBSCRIBE_PER_SECOND,
+        1.0,
+        Algorithm.TOKEN_BUCKET,
+        # the connection id stands in the identity's consumer field
+        per=("org", "consumer"),
+        burst=SUBSCRIBE_BURST,
+    )
+    return RateLimiter(MemoryStorage(), [per_connection], clock=clock)
+
+
+def org_subscribe_plan(name: str, limits: PlanLimits) -> Plan:
+    """The per-org subscribe rule of a plan (see :data:`ORG_SUBSCRIBE_REFILL`)."""
+    burst = limits.stream_connections * limits.stream_subscriptions
+    rule = Rule(
+        "stream-subscribe-org",
+        max(1, round(burst / ORG_SUBSCRIBE_REFILL)),
+        1.0,
+        Algorithm.TOKEN_BUCKET,
+        per=("org",),
+        burst=burst,
+    )
+    return Plan(f"stream-{name}", (rule,))
+
+
+@functools.lru_cache(maxsize=4096)
+def _update_head(sub_id: str) -> str:
+    """The start of a ``metric_update`` frame of ``sub_id``, up to its seq."""
+    return f'{{"type":"metric_update","subscription_id":{json.dumps(sub_id)},"seq":'
 
 
 def _grace() -> float:
@@ -91,6 +151,14 @@ def _grace() -> float:
 
 def _heartbeat() -> float:
     return float(os.environ.get("METERLINE_STREAM_HEARTBEAT", "20"))
+
+
+def _overload_lag() -> float:
+    return float(os.environ.get("METERLINE_STREAM_OVERLOAD_LAG", str(OVERLOAD_LAG)))
+
+
+def _load_interval() -> float:
+    return float(os.environ.get("METERLINE_STREAM_LOAD_INTERVAL", "10"))
 
 
 @dataclass(slots=True)
@@ -126,8 +194,18 @@ class StreamHub:
         epoch: str = "",
         relay: Relay | None = None,
         revoked: Revoked | None = None,
+        max_connections: int = MAX_NODE_CONNECTIONS,
     ) -> None:
         self.windows = windows
+        self.max_connections = max_connections
+        self.lag = 0.0
+        """How late the tick loop runs, smoothed (seconds)."""
+        self.overload_lag = _overload_lag()
+        self.load_interval = _load_interval()
+        self.peer_load: dict[str, tuple[int, float]] = {}
+        """Other nodes' stream counts and when they said so (through the relay)."""
+        self._last_load = 0.0
+        self._shed_until = 0.0
         self.queries = queries
         self.clock = clock
         self.epoch = epoch
@@ -147,7 +225,8 @@ class StreamHub:
         # called with (org_id, alert frame) on every firing and resolution; must not block
         self.alert_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._opened: dict[str, float] = {}
-        self._buckets: dict[str, _Bucket] = {}
+        self.subscribe_limiter = subscribe_limiter(clock)
+        self._subscribe_plans: dict[str, Plan] = {}
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         r = registry or CollectorRegistry()
@@ -167,6 +246,19 @@ class StreamHub:
         )
         self.m_computations = Counter(
             "meterline_stream_computations_total", "Shared stream computations", registry=r
+        )
+        self.m_write_path = Gauge(
+            "meterline_stream_connections_by_write_path",
+            "Open streams by how frames reach the socket: direct (whole frames, one write"
+            " per loop step) or asgi (one send per frame)",
+            ["path"],
+            registry=r,
+        )
+        self.m_lag = Gauge(
+            "meterline_stream_tick_lag_seconds",
+            "How late the stream's delivery tick runs (smoothed); new streams get 1013"
+            " past METERLINE_STREAM_OVERLOAD_LAG",
+            registry=r,
         )
         self.m_revoked = Counter(
             "meterline_stream_revoked_closes_total",
@@ -234,8 +326,20 @@ class StreamHub:
         }
 
     def register(self, conn: Connection) -> dict[str, Any]:
-        """Admit a connection (or raise ``QUOTA_EXCEEDED``) and return its ``connected`` frame."""
+        """Admit a connection and return its ``connected`` frame; raise
+        :class:`OverloadedError` when this node is full or running late (close 1013),
+        ``QUOTA_EXCEEDED`` when the org holds its plan's streams (close 4429)."""
         principal = conn.principal
+        if len(self.connections) >= self.max_connections:
+            raise OverloadedError(
+                "this server holds as many streams as it may",
+                details="Reconnect with backoff; another server may take you.",
+            )
+        if self.overload_lag and self.lag > self.overload_lag:
+            raise OverloadedError(
+                "this server is overloaded and takes no new streams right now",
+                details=f"Its updates run {self.lag:.1f} s late; reconnect with backoff.",
+            )
         if self.org_connections(principal.org_id) >= self.connection_limit(principal.plan):
             raise QuotaExceededError(
                 "too many open streams for this org",
@@ -247,7 +351,6 @@ class StreamHub:
         conn.last_sent = now
         self._opened[conn.connection_id] = now
         self.connections[conn.connection_id] = conn
-        self._buckets[conn.connection_id] = _Bucket(SUBSCRIBE_BURST, now)
         self.m_connections.set(len(self.connections))
         conn.start_writer(self.clock)
         return {
@@ -266,7 +369,6 @@ class StreamHub:
             self._detach(conn, sub_id, keep_ring=True)
         self.connections.pop(conn.connection_id, None)
         self._opened.pop(conn.connection_id, None)
-        self._buckets.pop(conn.connection_id, None)
         self.m_connections.set(len(self.connections))
         conn.stop()
 
@@ -283,17 +385,35 @@ class StreamHub:
     # -- subscriptions --------------------------------------------------------------------
 
     def _take_token(self, conn: Connection) -> None:
-        now = self.clock()
-        bucket = self._buckets[conn.connection_id]
-        bucket.tokens = min(
-            SUBSCRIBE_BURST, bucket.tokens + (now - bucket.at) * SUBSCRIBE_PER_SECOND
-        )
-        bucket.at = now
-        if bucket.tokens < 1:
-            raise RateLimitExceededError(
-                "too many subscribe messages", details="At most 5 per second after a burst of 20."
+        """Count a subscribe message, or raise ``RATE_LIMIT_EXCEEDED`` saying when to retry."""
+        principal = conn.principal
+        plan = self._subscribe_plans.get(principal.plan)
+        if plan is None:
+            limits = self._plan(principal.plan)
+            plan = self._subscribe_plans[principal.plan] = org_subscribe_plan(
+                principal.plan, limits
             )
-        bucket.tokens -= 1
+        decision = self.subscribe_limiter.hit(
+            Identity(org=principal.org_id, consumer=conn.connection_id), plan=plan
+        )
+        if decision.allowed:
+            return
+        retry = max(0.1, round(decision.retry_after, 1))
+        rule = decision.rule
+        if rule is not None and rule.name == "stream-subscribe-org":
+            scope = (
+                f"your org may send {rule.limit} per second on this node after a burst of"
+                f" {rule.burst}"
+            )
+        else:
+            scope = (
+                f"a connection may send {SUBSCRIBE_PER_SECOND} per second after a burst"
+                f" of {SUBSCRIBE_BURST}"
+            )
+        raise RateLimitExceededError(
+            "too many subscribe messages",
+            details=f"Retry in {retry} s: {scope}. Re-subscribing replaces a subscription.",
+        )
 
     async def subscribe(self, conn: Connection, spec: SubscriptionSpec, resume: Any = None) -> None:
         """Attach (or replace) a subscription, answer ``subscribed`` and a first snapshot.
@@ -339,8 +459,25 @@ class StreamHub:
         stream = self.streams.get(shared_key)
         if stream is None:
             stream = self.streams[shared_key] = SharedStream(org_id, spec)
-            stream.next_due = self.clock() + spec.frequency_seconds
+            stream.next_due = self._first_due(spec.frequency_seconds, self.clock())
         stream.holders[(conn.connection_id, spec.subscription_id)] = conn
+
+    def _first_due(self, frequency: float, now: float) -> float:
+        """When a new shared stream is first due: ``frequency`` from now, moved (earlier,
+        by less than a second) to the tick phase that the fewest streams of 1 s or more
+        use, so streams created together do not all land on the same tick."""
+        if frequency < 1:
+            return now + frequency
+        slots = round(1 / TICK)
+        load = [0] * slots
+        for stream in self.streams.values():
+            if stream.spec.frequency_seconds >= 1:
+                load[round(stream.next_due / TICK) % slots] += 1
+        target = load.index(min(load))
+        step = math.ceil((now + frequency - 1 + TICK) / TICK)
+        while step % slots != target:
+            step += 1
+        return step * TICK
 
     async def _resume(
         self, conn: Connection, sub_id: str, resume: Any, now: float
@@ -572,15 +709,14 @@ class StreamHub:
             }
         return body
 
-    def _frame(self, conn: Connection, sub_id: str, body: dict[str, Any]) -> str:
+    def _frame(self, conn: Connection, sub_id: str, body: dict[str, Any]) -> Outgoing:
         seq, encoded = conn.next_seq(sub_id), encode(body)
         self._record(conn, sub_id, seq, encoded)
-        return self._splice(sub_id, seq, encoded)
+        return Outgoing(self._splice(sub_id, seq, encoded))
 
     @staticmethod
     def _splice(sub_id: str, seq: int, encoded_body: str) -> str:
-        head = f'{{"type":"metric_update","subscription_id":{json.dumps(sub_id)},"seq":{seq},'
-        return head + encoded_body[1:]
+        return f"{_update_head(sub_id)}{seq},{encoded_body[1:]}"
 
     async def _deliver(self, stream: SharedStream, now: float) -> None:
         try:
@@ -598,11 +734,27 @@ class StreamHub:
             # real_time coalesces: unchanged values are not re-sent every 250 ms.
             return
         stream.last_metrics, stream.last_fanout = body["metrics"], now
+        self._fan_out(stream, body, now)
+
+    def _fan_out(self, stream: SharedStream, body: dict[str, Any], now: float) -> None:
+        """Offer one computed update to every holder. The body is encoded once; holders
+        whose subscription id and seq agree (the same dashboard opened many times) share
+        one frame object, so its wire bytes are built once too."""
         encoded = encode(body)
-        for (_, sub_id), conn in list(stream.holders.items()):
+        frames: dict[tuple[str, int], Outgoing] = {}
+        rings = self.rings
+        for key, conn in list(stream.holders.items()):
+            sub_id = key[1]
             seq = conn.next_seq(sub_id)
-            conn.offer_update(sub_id, self._splice(sub_id, seq, encoded))
-            self._record(conn, sub_id, seq, encoded)
+            frame = frames.get((sub_id, seq))
+            if frame is None:
+                frame = frames[(sub_id, seq)] = Outgoing(self._splice(sub_id, seq, encoded))
+            conn.offer_update(sub_id, frame)
+            ring = rings.get(key)
+            if ring is None:
+                self._record(conn, sub_id, seq, encoded)
+            else:
+                ring.updates.append((seq, encoded))
             spec = conn.subscriptions.get(sub_id)
             if spec is not None and spec.thresholds:
                 self._evaluate(conn, spec, body, now)
@@ -610,7 +762,9 @@ class StreamHub:
     # -- the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await self.tick()
             except asyncio.CancelledError:
@@ -618,6 +772,10 @@ class StreamHub:
             except Exception:
                 log.exception("stream tick failed")
             await asyncio.sleep(TICK)
+            # How late the next tick starts: its own work plus a busy loop's delay.
+            late = max(0.0, loop.time() - started - TICK)
+            self.lag = 0.8 * self.lag + 0.2 * late
+            self.m_lag.set(self.lag)
 
     async def tick(self) -> None:
         """Deliver every due shared stream, then look after each connection."""
@@ -632,11 +790,14 @@ class StreamHub:
             else:
                 stream.busy = True
                 asyncio.get_running_loop().create_task(self._deliver(stream, now))
-        deepest = 0
+        deepest = direct = 0
         for conn in list(self.connections.values()):
             deepest = max(deepest, conn.depth)
+            direct += conn.direct is not None
             self._housekeep(conn, now)
         self.m_depth.set(deepest)
+        self.m_write_path.labels("direct").set(direct)
+        self.m_write_path.labels("asgi").set(len(self.connections) - direct)
         if now - self._last_prune > 10:
             self._last_prune = now
             self.windows.prune(now)
@@ -649,6 +810,63 @@ class StreamHub:
         if self.revoked is not None and now - self._last_revocation_check > REVOCATION_CHECK:
             self._last_revocation_check = now
             self._spawn(self._check_revocations())
+        if self.relay is not None and now - self._last_load >= self.load_interval:
+            self._last_load = now
+            self._spawn(self._share_load(now))
+
+    # -- balancing across nodes -----------------------------------------------------------
+
+    async def _share_load(self, now: float) -> None:
+        """Tell the other nodes how many streams this one holds, then shed the excess
+        over the cluster's mean (close 4012) so a load balancer's new picks even out."""
+        assert self.relay is not None
+        await self.relay.publish_control(
+            {"k": "load", "node": self.epoch, "n": len(self.connections), "at": now}
+        )
+        self.rebalance(now)
+
+    def rebalance(self, now: float) -> int:
+        """Shed streams when this node holds well over the mean of the nodes heard from
+        lately; returns how many it starts closing."""
+        for node in [
+            k for k, (_, at) in self.peer_load.items() if now - at > 10 * self.load_interval
+        ]:
+            del self.peer_load[node]  # a node that stopped (a restarted one has a new epoch)
+        fresh = [n for n, at in self.peer_load.values() if now - at <= 3 * self.load_interval]
+        if not fresh or now < self._shed_until:
+            return 0
+        mine = len(self.connections)
+        mean = (mine + sum(fresh)) / (len(fresh) + 1)
+        if mine <= mean * (1 + REBALANCE_TOLERANCE) + REBALANCE_SLACK:
+            return 0
+        count = min(int(mine - mean), max(1, mine // 10))
+        self._shed_until = now + 3 * self.load_interval  # let the peers' counts catch up
+        return self.shed(count)
+
+    def shed(self, count: int) -> int:
+        """Close ``count`` streams (the youngest: they have the least state to rebuild)
+        with 4012 after an ``error`` frame, spread over :data:`SHED_SPREAD` seconds."""
+        chosen = sorted(
+            self.connections.values(), key=lambda c: -self._opened.get(c.connection_id, 0)
+        )
+        loop = asyncio.get_running_loop()
+        for conn in chosen[:count]:
+            loop.call_later(random.uniform(0, SHED_SPREAD), self._shed_one, conn)
+        log.info(
+            "stream rebalancing: shedding %d of %d streams", min(count, len(chosen)), len(chosen)
+        )
+        return min(count, len(chosen))
+
+    def _shed_one(self, conn: Connection) -> None:
+        if self.connections.get(conn.connection_id) is not conn:
+            return
+        self._close(
+            conn,
+            CLOSE_REBALANCING,
+            "NODE_REBALANCING",
+            "this server is handing streams to less busy ones",
+            "Reconnect now (with jitter); resume your subscriptions with their seq and epoch.",
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -674,6 +892,10 @@ class StreamHub:
     def _on_control(self, body: dict[str, Any]) -> None:
         if body.get("k") == "revoke" and isinstance(body.get("subject"), str):
             self.close_subject(body["subject"])
+        elif body.get("k") == "load" and body.get("node") != self.epoch:
+            count, node = body.get("n"), body.get("node")
+            if isinstance(count, int) and isinstance(node, str):
+                self.peer_load[node] = (count, self.clock())
 
     def close_subject(self, subject: str) -> int:
         """Send AUTH_TOKEN_INVALID and close 4401 on every stream of ``subject`` here."""

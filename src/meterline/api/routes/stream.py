@@ -2,8 +2,9 @@
 
 This module only translates: it authenticates the upgrade, turns frames into hub calls,
 and turns hub errors into ``error`` frames and close codes (see ``STREAM.md``). Browser
-clients cannot read a rejected upgrade, so every auth failure is accepted, explained in
-an ``error`` frame, then closed with a code from the do-not-reconnect range.
+clients cannot read a rejected upgrade, so their auth failures are accepted, explained
+in an ``error`` frame, then closed with a code from the do-not-reconnect range; other
+clients get the HTTP 401/403 with the error body before any upgrade.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import HTTPConnection
 
 from meterline.api.deps import requires, services
+from meterline.api.errors import error_body
 from meterline.api.schemas import errors
 from meterline.api.services import Services
+from meterline.api.stream_socket import direct_socket
 from meterline.auth import Principal, Scope
 from meterline.errors import (
     AuthError,
@@ -47,6 +50,7 @@ from meterline.realtime import (
     error_frame,
     parse_subscribe,
 )
+from meterline.realtime.hub import CLOSE_TRY_LATER, OverloadedError
 from meterline.realtime.protocol import iso_now
 
 log = logging.getLogger(__name__)
@@ -166,26 +170,61 @@ async def _reject(ws: WebSocket, exc: MeterlineError, code: int, now: float) -> 
     await ws.close(code, exc.message[:120])
 
 
+def _is_browser(ws: WebSocket) -> bool:
+    """Browsers always send ``Origin`` on a WebSocket upgrade; other clients rarely do."""
+    return "origin" in ws.headers
+
+
+async def _deny(ws: WebSocket, exc: MeterlineError) -> None:
+    """Refuse the upgrade with an HTTP answer in the documented error format (for
+    clients that can read it: a browser only ever sees close code 1006)."""
+    request_id = f"req_{secrets.token_hex(8)}"
+    body = error_body(
+        exc.code,
+        exc.message,
+        request_id=request_id,
+        details=exc.details,
+        validation_errors=exc.validation_errors,
+    )
+    headers = {"X-Request-ID": request_id}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="meterline"'
+    await ws.send_denial_response(JSONResponse(body, status_code=exc.status, headers=headers))
+
+
+def _can_deny(ws: WebSocket) -> bool:
+    return "websocket.http.response" in (ws.scope.get("extensions") or {})
+
+
 @router.websocket("/v2/stream")
 async def stream(ws: WebSocket) -> None:
-    """The live stream; see ``STREAM.md`` for the protocol."""
+    """The live stream; see ``STREAM.md`` for the protocol.
+
+    Bad credentials from a non-browser client are refused before the upgrade (HTTP 401
+    or 403 with the error body); a browser's upgrade is accepted so it can read the
+    ``error`` frame, then closed with 4401, 4403 or 1008.
+    """
     svc: Services = ws.app.state.services
     hub = svc.hub
     _, wants_v2 = _subprotocol_token(ws)
-    await ws.accept(subprotocol=SUBPROTOCOL if wants_v2 else None)
     now = hub.clock()
     try:
         principal, expires_at = _authenticate(ws, svc)
         principal.require(Scope.ANALYTICS_READ)
-    except OriginError as exc:
-        await _reject(ws, exc, CLOSE_POLICY, now)
-        return
-    except ScopeError as exc:
-        await _reject(ws, exc, CLOSE_SCOPE, now)
-        return
     except MeterlineError as exc:
-        await _reject(ws, exc, CLOSE_INVALID_TOKEN, now)
+        if not _is_browser(ws) and _can_deny(ws):
+            await _deny(ws, exc)
+            return
+        await ws.accept(subprotocol=SUBPROTOCOL if wants_v2 else None)
+        if isinstance(exc, OriginError):
+            code = CLOSE_POLICY
+        elif isinstance(exc, ScopeError):
+            code = CLOSE_SCOPE
+        else:
+            code = CLOSE_INVALID_TOKEN
+        await _reject(ws, exc, code, now)
         return
+    await ws.accept(subprotocol=SUBPROTOCOL if wants_v2 else None)
 
     async def send(frame: str) -> None:
         await ws.send_text(frame)
@@ -193,9 +232,16 @@ async def stream(ws: WebSocket) -> None:
     async def close(code: int, reason: str) -> None:
         await ws.close(code, reason)
 
-    conn = Connection("c_" + secrets.token_urlsafe(9), principal, expires_at, send, close)
+    direct = direct_socket(ws.scope) if svc.settings.stream_direct_writes else None
+    conn = Connection(
+        "c_" + secrets.token_urlsafe(9), principal, expires_at, send, close, direct=direct
+    )
     try:
         connected = hub.register(conn)
+    except OverloadedError as exc:
+        conn.transition(ConnectionState.CLOSED)
+        await _reject(ws, exc, CLOSE_TRY_LATER, now)
+        return
     except QuotaExceededError as exc:
         conn.transition(ConnectionState.CLOSED)
         await _reject(ws, exc, CLOSE_LIMIT, now)

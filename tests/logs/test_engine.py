@@ -57,13 +57,13 @@ store = ChdbStore(sys.argv[1])
 rows = store.select("SELECT {COLUMNS} FROM {{db}}.events ORDER BY event_id")
 totals = store.select(
     "SELECT toString(bucket) AS b, route, sum(requests) AS n, sum(response_bytes) AS bytes "
-    "FROM {{db}}.rollup_routes_hour GROUP BY b, route ORDER BY b, route"
+    "FROM {{db}}.rollup_routes WHERE level = 'hour' GROUP BY b, route ORDER BY b, route"
 )
 raw = store.select(
     "SELECT toString(toStartOfHour(timestamp)) AS b, route, count() AS n, "
     "sum(response_size) AS bytes FROM {{db}}.events GROUP BY b, route ORDER BY b, route"
 )
-days = store.select("SELECT sum(requests) AS n FROM {{db}}.rollup_full_day")
+days = store.select("SELECT sum(requests) AS n FROM {{db}}.rollup_full WHERE level = 'day'")
 engine = store.select("SELECT count() AS n FROM {{db}}.events WHERE ingest_batch = 'log-import'")
 store.close()
 out = {{"rows": rows, "rollup": totals, "raw": raw, "days": days, "by_engine": engine[0]["n"]}}

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import msgspec
 
 from meterline.events import ROW_COLUMNS, EventRow
-from meterline.store.schema import MIGRATIONS, ROLLUP_WIDTHS, rollup_table
+from meterline.store.migrations import MIGRATIONS
+from meterline.store.schema import rollup_table
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,14 @@ class Store(ABC):
             int(r["version"]) for r in self.select("SELECT version FROM {db}.schema_migrations")
         }
         applied = []
-        for version, description, statements in MIGRATIONS:
+        for version, description, steps in MIGRATIONS:
             if version in done:
                 continue
-            for statement in statements:
-                self.command(statement)
+            for step in steps:
+                if isinstance(step, str):
+                    self.command(step)
+                else:
+                    step(self)
             self.command(
                 "INSERT INTO {db}.schema_migrations (version, description) "
                 "VALUES ({v:UInt32}, {d:String})",
@@ -140,7 +144,7 @@ class Store(ABC):
     def erase_consumer(self, org_id: str, consumer_id: str) -> None:
         """Delete every stored trace of one consumer of one org (GDPR erasure).
 
-        Raw events and the per-consumer rollups lose the consumer's rows; the other
+        Raw events and the per-consumer rollup (every level) lose the consumer's rows; the other
         rollups keep only anonymous counts and one-way hashes of the id.
         """
         params = {"org": org_id, "consumer": consumer_id}
@@ -148,12 +152,11 @@ class Store(ABC):
         self.command(
             f"ALTER TABLE {{db}}.events DELETE {where} SETTINGS mutations_sync = 2", params
         )
-        consumers = next(w for w in ROLLUP_WIDTHS if w.name == "consumers")
-        for granularity in consumers.granularities:
-            table = rollup_table("consumers", granularity)
-            self.command(
-                f"ALTER TABLE {{db}}.{table} DELETE {where} SETTINGS mutations_sync = 2", params
-            )
+        self.command(
+            f"ALTER TABLE {{db}}.{rollup_table('consumers')} DELETE {where} "
+            "SETTINGS mutations_sync = 2",
+            params,
+        )
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""

@@ -87,6 +87,17 @@ def level_counts(store: Store, o: str) -> dict[tuple[str, str], int]:
     return out
 
 
+def schema(store: Store, database: str | None = None) -> dict[str, str]:
+    """Every table and view of ``database`` (the store's own by default) as created."""
+    name = database or store.database
+    rows = store.select(
+        "SELECT name, create_table_query AS q FROM system.tables WHERE database = {d:String} "
+        "AND name != 'schema_migrations'",
+        {"d": name},
+    )
+    return {r["name"]: r["q"].replace(f"{name}.", "{db}.") for r in rows}
+
+
 def failing_once(store: Store, marker: str, nth: int = 1) -> None:
     """Make ``store`` fail the ``nth`` statement containing ``marker`` (a crash there)."""
     real = store.command
@@ -156,6 +167,15 @@ def upgrade_from_version_2(path: str) -> None:
             store.insert_rows(rows_for(o, 3))
             assert level_counts(store, o) == dict.fromkeys(expected, 50), interruption
             assert store.migrate() == []
+
+        # An empty store gets the newest schema at once: the same tables and views.
+        store.database = "fresh"
+        assert store.migrate() == [1, 2, 3]
+        assert schema(store) == schema(store, "upgrade0")
+        o = org()
+        store.insert_rows(rows_for(o, 4))
+        assert set(level_counts(store, o).values()) == {4}
+        assert store.migrate() == []
     finally:
         store_base.MIGRATIONS = newest
         store.close()

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from meterline.events import ROW_COLUMNS, EventRow
-from meterline.store.migrations import MIGRATIONS
+from meterline.store.migrations import MIGRATIONS, NEWEST_SCHEMA
 from meterline.store.schema import rollup_table
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,10 @@ class Store(ABC):
     # -- built on the primitives ---------------------------------------------------------
 
     def migrate(self) -> list[int]:
-        """Apply pending schema migrations in order; returns the versions applied."""
+        """Apply pending schema migrations in order; returns the versions applied.
+
+        An empty store gets the newest schema at once, and every version is recorded.
+        """
         self.command("CREATE DATABASE IF NOT EXISTS {db}")
         self.command(
             "CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
@@ -82,11 +85,21 @@ class Store(ABC):
         done = {
             int(r["version"]) for r in self.select("SELECT version FROM {db}.schema_migrations")
         }
+        tables = self.select(
+            "SELECT count() AS n FROM system.tables WHERE database = {d:String} "
+            "AND name != 'schema_migrations'",
+            {"d": self.database},
+        )
+        newest, schema = NEWEST_SCHEMA
+        empty = not done and not int(tables[0]["n"]) and MIGRATIONS[-1][0] == newest
+        if empty:
+            for statement in schema:
+                self.command(statement)
         applied = []
         for version, description, steps in MIGRATIONS:
             if version in done:
                 continue
-            for step in steps:
+            for step in steps if not empty else ():
                 if isinstance(step, str):
                     self.command(step)
                 else:

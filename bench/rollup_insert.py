@@ -9,8 +9,8 @@ store per process):
 
 * ``raw only``: the events table with no views (the floor);
 * ``v2``: schema version 2, one rollup table per width and level (12 tables, chained);
-* ``current``: the newest schema, one table per width fed through staging tables (one
-  view for the finest level, one for all coarser levels).
+* ``current``: the newest schema, one table per width fed through staging tables, one
+  view per width writing every level.
 
 Prints the process CPU per insert (the engine runs in-process, so background merges are
 counted too: CPU is measured until the merges settle) and the parts written per insert,

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meterline.query import MetricQuery, OrderBy, compile_query, resolve_range  # noqa: E402
-from meterline.store import Store, store_from_url  # noqa: E402
+from meterline.store import Store, rollup_table, store_from_url  # noqa: E402
 
 ORG = "org_bench"
 ROUTES = 60
@@ -150,8 +150,8 @@ def main() -> None:
         store.migrate()
         seconds = load(store, args.events, args.chunk, console)
         # Background merges would do this within minutes on a live server.
-        for table in ("totals_minute", "totals_tenminute", "routes_minute", "routes_tenminute"):
-            store.command(f"OPTIMIZE TABLE {{db}}.rollup_{table} FINAL")
+        for width in ("totals", "routes"):
+            store.command(f"OPTIMIZE TABLE {{db}}.{rollup_table(width)} FINAL")
         now = datetime.now(UTC)
         print(
             f"query benchmark: {args.events:,} events over 8 days, loaded in {seconds:.1f}s "

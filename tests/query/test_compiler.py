@@ -29,7 +29,41 @@ def test_values_are_parameters_never_sql_text() -> None:
     assert hostile in compiled.params.values()
     assert "org'; DROP TABLE events; --" in compiled.params.values()
     assert "{p0:String}" in compiled.sql
-    assert compiled.sql.count("org_id = {p0:String}") == len(compiled.segments)
+    assert compiled.sql.count("org_id = {p0:String}") == len({s.table for s in compiled.segments})
+
+
+def test_every_level_of_a_range_is_one_read_of_one_table() -> None:
+    query = parse_query(
+        {
+            "metrics": ["requests", "latency_p95"],
+            "start": "2026-11-01T22:31:00Z",
+            "end": "2026-11-04T01:10:00Z",
+        },
+        now=NOW,
+    )
+    compiled = compile_query(query, "o")
+    assert {s.level for s in compiled.segments} == {"minute", "tenminute", "hour", "day"}
+    assert compiled.sql.count(" FROM ") == 1
+    assert "FROM {db}.rollup_totals WHERE" in compiled.sql
+    for level in ("minute", "tenminute", "hour", "day"):
+        assert f"level = '{level}' AND bucket >= " in compiled.sql
+    # One read aggregates to final values: no partial states merged a second time.
+    assert "MergeState" not in compiled.sql and "quantilesDDMergeIf" in compiled.sql
+
+
+def test_rollup_and_raw_reads_merge_partial_states() -> None:
+    query = parse_query(
+        {
+            "metrics": ["latency_p95"],
+            "start": "2026-11-01T22:30:15Z",
+            "end": "2026-11-02T01:00:00Z",
+        },
+        now=NOW,
+    )
+    compiled = compile_query(query, "o")
+    assert {s.table for s in compiled.segments} == {"events", "rollup_totals"}
+    assert " UNION ALL " in compiled.sql
+    assert "quantilesDDMergeStateIf" in compiled.sql and "quantilesDDStateIf" in compiled.sql
 
 
 def test_only_needed_intermediates_are_computed() -> None:

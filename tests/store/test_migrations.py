@@ -1,7 +1,7 @@
 """Schema migrations carry a store's existing rows forward.
 
 chDB allows one embedded store per process and the suite's store is already open, so the
-scenario runs in a fresh interpreter.
+scenarios run in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -9,12 +9,29 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from meterline.store import ROLLUP_WIDTHS, rollup_table, store_from_url
+from meterline.errors import StoreError
+from meterline.store import ROLLUP_WIDTHS, Store, rollup_table, store_from_url
 from meterline.store import base as store_base
 from tests.store.test_contract import count, org, rows_for
 
 ROOT = Path(__file__).resolve().parents[2]
+
+V2_LEVELS = {
+    "totals": ("minute", "tenminute", "hour", "day"),
+    "routes": ("minute", "tenminute", "hour", "day"),
+    "consumers": ("hour", "day"),
+    "full": ("hour", "day"),
+}
+"""The rollup tables of schema version 2: ``rollup_<width>_<level>``."""
+
+
+def tables(store: Store) -> set[str]:
+    rows = store.select(
+        "SELECT name FROM system.tables WHERE database = {d:String}", {"d": store.database}
+    )
+    return {r["name"] for r in rows}
 
 
 def upgrade_from_version_1(path: str) -> None:
@@ -30,13 +47,13 @@ def upgrade_from_version_1(path: str) -> None:
             "SELECT name FROM system.tables WHERE database = 'meterline' "
             "AND name LIKE '%tenminute%'"
         )
-        store_base.MIGRATIONS = newest
+        store_base.MIGRATIONS = newest[:2]
 
         assert store.migrate() == [2]
 
-        for width in ROLLUP_WIDTHS:
-            for level in width.granularities:
-                table = rollup_table(width.name, level)
+        for width, levels in V2_LEVELS.items():
+            for level in levels:
+                table = f"rollup_{width}_{level}"
                 assert count(store, table, o, "sum(requests)") == 40, table
                 ddl = store.select(
                     "SELECT create_table_query AS q FROM system.tables "
@@ -46,20 +63,135 @@ def upgrade_from_version_1(path: str) -> None:
                 assert "index_granularity = 256" in ddl, table
         # The views were rebuilt: new rows reach every level, ten-minute included.
         store.insert_rows(rows_for(o, 5))
-        assert count(store, rollup_table("totals", "tenminute"), o, "sum(requests)") == 45
-        assert count(store, rollup_table("routes", "day"), o, "sum(requests)") == 45
+        assert count(store, "rollup_totals_tenminute", o, "sum(requests)") == 45
+        assert count(store, "rollup_routes_day", o, "sum(requests)") == 45
         assert store.migrate() == []
     finally:
         store.close()
 
 
 def test_version_2_keeps_rows_adds_ten_minute_rollups_and_small_granules(tmp_path: Path) -> None:
+    run_in_fresh_process("upgrade_from_version_1", tmp_path)
+
+
+def level_counts(store: Store, o: str) -> dict[tuple[str, str], int]:
+    """``sum(requests)`` of ``o`` per (width, level) in the newest rollup tables."""
+    out = {}
+    for width in ROLLUP_WIDTHS:
+        for row in store.select(
+            f"SELECT toString(level) AS level, sum(requests) AS n "
+            f"FROM {{db}}.{rollup_table(width.name)} WHERE org_id = {{o:String}} GROUP BY level",
+            {"o": o},
+        ):
+            out[(width.name, row["level"])] = int(row["n"])
+    return out
+
+
+def schema(store: Store, database: str | None = None) -> dict[str, str]:
+    """Every table and view of ``database`` (the store's own by default) as created."""
+    name = database or store.database
+    rows = store.select(
+        "SELECT name, create_table_query AS q FROM system.tables WHERE database = {d:String} "
+        "AND name != 'schema_migrations'",
+        {"d": name},
+    )
+    return {r["name"]: r["q"].replace(f"{name}.", "{db}.") for r in rows}
+
+
+def failing_once(store: Store, marker: str, nth: int = 1) -> None:
+    """Make ``store`` fail the ``nth`` statement containing ``marker`` (a crash there)."""
+    real = store.command
+    seen = 0
+
+    def command(sql: str, params: Any = None) -> None:
+        nonlocal seen
+        if marker in sql:
+            seen += 1
+            if seen == nth:
+                raise StoreError("interrupted")
+        real(sql, params)
+
+    store.command = command  # type: ignore[method-assign]
+
+
+def upgrade_from_version_2(path: str) -> None:
+    """Version-2 stores migrate to one table per width; interrupted runs resume."""
+    store = store_from_url(f"chdb://{path}")
+    newest = store_base.MIGRATIONS
+    real_command = store.command
+    # (where the first run stops, which occurrence) — None runs straight through.
+    interruptions: list[tuple[str, int] | None] = [
+        None,
+        ("INSERT INTO", 2),  # mid-copy: one level of the first width copied aside
+        ("EXCHANGE TABLES", 2),  # one width swapped in, the next not yet
+        ("DROP TABLE IF EXISTS {db}.rollup_routes_", 3),  # some old tables dropped
+        ("rollup_totals_stage_mv", 1),  # rows moved, views half created
+    ]
+    try:
+        for case, interruption in enumerate(interruptions):
+            store.database = f"upgrade{case}"
+            store.command = real_command  # type: ignore[method-assign]
+            store_base.MIGRATIONS = newest[:2]
+            assert store.migrate() == [1, 2]
+            o = org()
+            store.insert_rows(rows_for(o, 40))
+            store.insert_rows(rows_for(o, 7, consumer_id="c-7"))
+            store_base.MIGRATIONS = newest
+            if interruption is not None:
+                failing_once(store, *interruption)
+                try:
+                    store.migrate()
+                except StoreError:
+                    pass
+                else:
+                    raise AssertionError(f"{interruption} never happened")
+                store.command = real_command  # type: ignore[method-assign]
+
+            assert store.migrate() == [3], interruption
+
+            expected = {(w.name, level): 47 for w in ROLLUP_WIDTHS for level in w.granularities}
+            assert level_counts(store, o) == expected, interruption
+            consumers = store.select(
+                f"SELECT level, uniqExactMerge(consumers) AS n "
+                f"FROM {{db}}.{rollup_table('consumers')} WHERE consumer_id = 'c-7' "
+                "GROUP BY level",
+                {},
+            )
+            assert {r["n"] for r in consumers} == {1}, interruption
+            left = tables(store)
+            old = {f"rollup_{w}_{lv}" for w, levels in V2_LEVELS.items() for lv in levels}
+            assert not left & old, (interruption, left & old)
+            assert not left & {f"{name}_mv" for name in old}, interruption
+            assert not any(name.endswith("__next") for name in left), interruption
+            # New rows flow through the new views into every level, counted once.
+            store.insert_rows(rows_for(o, 3))
+            assert level_counts(store, o) == dict.fromkeys(expected, 50), interruption
+            assert store.migrate() == []
+
+        # An empty store gets the newest schema at once: the same tables and views.
+        store.database = "fresh"
+        assert store.migrate() == [1, 2, 3]
+        assert schema(store) == schema(store, "upgrade0")
+        o = org()
+        store.insert_rows(rows_for(o, 4))
+        assert set(level_counts(store, o).values()) == {4}
+        assert store.migrate() == []
+    finally:
+        store_base.MIGRATIONS = newest
+        store.close()
+
+
+def test_version_3_moves_every_level_into_one_table_per_width(tmp_path: Path) -> None:
+    run_in_fresh_process("upgrade_from_version_2", tmp_path)
+
+
+def run_in_fresh_process(scenario: str, tmp_path: Path) -> None:
     script = (
-        "from tests.store.test_migrations import upgrade_from_version_1; "
-        f"upgrade_from_version_1({str(tmp_path / 'store')!r}); print('upgraded')"
+        f"from tests.store.test_migrations import {scenario}; "
+        f"{scenario}({str(tmp_path / 'store')!r}); print('upgraded')"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "upgraded" in done.stdout

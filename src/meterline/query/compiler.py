@@ -6,6 +6,7 @@ parameter, and every identifier comes from the vocabulary, never from the reques
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,8 +71,16 @@ def _table_sql(
     org_param: str,
     params: Params,
     parts: list[str],
+    *,
+    metrics: tuple[str, ...] = (),
 ) -> str:
-    """One read of the table that answers ``segments`` (all of one table)."""
+    """One read of the table that answers ``segments`` (all of one table).
+
+    Rollup segments select their level besides their bucket range; the level names come
+    from the schema, never from the request. The intermediates come out as ``i_<name>``:
+    partial states to merge or, when ``metrics`` are given, their merged values, and the
+    metrics computed from them as ``m_<metric>``.
+    """
     segment = segments[0]
     time_col = "timestamp" if segment.is_raw else "bucket"
     time_type = "DateTime64(3, 'UTC')" if segment.is_raw else "DateTime('UTC')"
@@ -83,9 +92,15 @@ def _table_sql(
         group.append("ts")
     for name in parts:
         spec = INTERMEDIATES[name]
-        select.append(f"{spec.raw if segment.is_raw else spec.rollup} AS i_{name}")
+        if metrics:
+            expr = spec.final(raw=segment.is_raw)
+        else:
+            expr = spec.raw if segment.is_raw else spec.rollup
+        select.append(f"{expr} AS i_{name}")
+    select.extend(f"{_over_intermediates(METRICS[m].expression, parts)} AS m_{m}" for m in metrics)
     ranges = [
-        f"{time_col} >= {params.bind(store_time(s.start, s.is_raw), time_type)} "
+        ("" if s.level is None else f"level = '{s.level}' AND ")
+        + f"{time_col} >= {params.bind(store_time(s.start, s.is_raw), time_type)} "
         f"AND {time_col} < {params.bind(store_time(s.end, s.is_raw), time_type)}"
         for s in segments
     ]
@@ -98,6 +113,17 @@ def _table_sql(
     if group:
         sql += f" GROUP BY {', '.join(group)}"
     return sql
+
+
+def _over_intermediates(expression: str, parts: list[str]) -> str:
+    """A metric expression over the ``i_<name>`` columns of a one-step read.
+
+    (The intermediates cannot keep their bare names there: ``min(first_seen) AS
+    first_seen`` would make the alias shadow the rollup column it aggregates.)
+    """
+    for name in parts:
+        expression = re.sub(rf"\b{name}\b", f"i_{name}", expression)
+    return expression
 
 
 def metric_minutes(query: MetricQuery) -> float:
@@ -119,23 +145,28 @@ def compile_query(
     org_param = params.bind(org_id, "String")
     segments = plan_segments(query, use_rollups=use_rollups)
     parts = needed_intermediates(query.metrics)
-    # Each table read has a fixed cost (a few ms of planning in ClickHouse) that dwarfs
-    # reading a few rollup rows, so both edges of a range in one table are one read.
+    # Each table read has a fixed cost (several ms of planning in ClickHouse) that dwarfs
+    # reading a few rollup rows, so every level of a width is one read of its table.
     by_table: dict[str, list[Segment]] = {}
     for segment in segments:
         by_table.setdefault(segment.table, []).append(segment)
-    union = " UNION ALL ".join(
-        _table_sql(group, query, org_param, params, parts) for group in by_table.values()
-    )
     keys = [f"d_{d}" for d in query.dimensions] + (["ts"] if query.granularity else [])
-    merged = [f"{INTERMEDIATES[p].merge}(i_{p}) AS {p}" for p in parts]
     minutes = repr(float(metric_minutes(query)))
-    metrics = [
-        f"{METRICS[m].expression.replace('{minutes}', minutes)} AS m_{m}" for m in query.metrics
-    ]
-    sql = f"SELECT {', '.join([*keys, *merged, *metrics])} FROM ({union})"
-    if keys:
-        sql += f" GROUP BY {', '.join(keys)}"
+    if len(by_table) == 1:
+        # One table: aggregate to final values in one step. A second level merging the
+        # partial states again costs as much as the read (sketch states are copied).
+        (group,) = by_table.values()
+        sql = _table_sql(group, query, org_param, params, parts, metrics=query.metrics)
+    else:
+        union = " UNION ALL ".join(
+            _table_sql(group, query, org_param, params, parts) for group in by_table.values()
+        )
+        merged = [f"{INTERMEDIATES[p].merge}(i_{p}) AS {p}" for p in parts]
+        metrics = [f"{METRICS[m].expression} AS m_{m}" for m in query.metrics]
+        sql = f"SELECT {', '.join([*keys, *merged, *metrics])} FROM ({union})"
+        if keys:
+            sql += f" GROUP BY {', '.join(keys)}"
+    sql = sql.replace("{minutes}", minutes)
     if paged:
         order = []
         for item in query.order_by:

@@ -1,11 +1,12 @@
-"""The planner: which tables answer which part of a query's time range.
+"""The planner: which rollup levels answer which part of a query's time range.
 
-A range is cut into segments, each read from the coarsest table that covers it exactly:
-whole days from the day rollups, whole hours from the hour rollups, whole ten-minute
-slices and whole minutes from theirs, and any sub-minute edges from raw events. The
-rollup *width* is the narrowest whose key holds every dimension the query groups or
-filters by; a dimension no rollup keeps (``user_id``, ``api_token_id``) sends the whole
-query to raw events.
+A range is cut into segments, each read from the coarsest level that covers it exactly:
+whole days from the day level, whole hours from the hour level, whole ten-minute slices
+and whole minutes from theirs, and any sub-minute edges from raw events. The rollup
+*width* is the narrowest whose key holds every dimension the query groups or filters by;
+every level of a width lives in one table, so the rollup part of any range is one read.
+A dimension no rollup keeps (``user_id``, ``api_token_id``) sends the whole query to raw
+events.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ _LEVELS = ("day", "hour", "tenminute", "minute")
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """A slice ``[start, end)`` of the range and the table that answers it.
+    """A slice ``[start, end)`` of the range and the table (and level) that answers it.
 
-    ``table`` is ``events`` for raw rows, else a rollup table name.
+    ``table`` is ``events`` for raw rows (``level`` is then ``None``), else a rollup
+    table, whose rows of ``level`` answer the slice.
     """
 
     table: str
     start: datetime
     end: datetime
+    level: str | None = None
 
     @property
     def is_raw(self) -> bool:
@@ -97,6 +100,6 @@ def _split(start: datetime, end: datetime, levels: list[str], width: str) -> lis
         return _split(start, end, rest, width)
     return [
         *_split(start, inner_start, rest, width),
-        Segment(rollup_table(width, level), inner_start, inner_end),
+        Segment(rollup_table(width), inner_start, inner_end, level),
         *_split(inner_end, end, rest, width),
     ]

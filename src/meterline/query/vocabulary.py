@@ -18,11 +18,24 @@ _LLM = "type = 'llm'"
 
 @dataclass(frozen=True, slots=True)
 class Intermediate:
-    """A partial aggregate: its SQL over raw events, over a rollup, and how to merge it."""
+    """A partial aggregate: its SQL over raw events, over a rollup, and how to merge it.
+
+    ``raw_final`` and ``rollup_final`` compute the merged value in one step, for a query
+    that reads a single table and so has nothing to merge; they default to ``raw`` and
+    ``rollup`` (right for sums, counts, minima and maxima, whose partials are final).
+    """
 
     raw: str
     rollup: str
     merge: str
+    raw_final: str | None = None
+    rollup_final: str | None = None
+
+    def final(self, *, raw: bool) -> str:
+        """The one-step aggregate over raw events (``raw``) or over a rollup table."""
+        if raw:
+            return self.raw_final or self.raw
+        return self.rollup_final or self.rollup
 
 
 INTERMEDIATES: dict[str, Intermediate] = {
@@ -51,11 +64,15 @@ INTERMEDIATES: dict[str, Intermediate] = {
         latency_sketch("StateIf") + f"(latency_ms, {_REQ} AND latency_ms >= 0)",
         latency_sketch("MergeStateIf") + f"(latency_q, {_REQ})",
         latency_sketch("Merge"),
+        latency_sketch("If") + f"(latency_ms, {_REQ} AND latency_ms >= 0)",
+        latency_sketch("MergeIf") + f"(latency_q, {_REQ})",
     ),
     "req_consumers": Intermediate(
         f"uniqExactStateIf(consumer_id, {_REQ} AND consumer_id != '')",
         f"uniqExactMergeStateIf(consumers, {_REQ})",
         "uniqExactMerge",
+        f"uniqExactIf(consumer_id, {_REQ} AND consumer_id != '')",
+        f"uniqExactMergeIf(consumers, {_REQ})",
     ),
     "llm_count": Intermediate(f"countIf({_LLM})", f"sumIf(requests, {_LLM})", "sum"),
     "llm_input_tokens": Intermediate("sum(input_tokens)", "sum(input_tokens)", "sum"),

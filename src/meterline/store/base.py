@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from meterline.events import ROW_COLUMNS, EventRow
 from meterline.events.arrow import rows_to_batch
-from meterline.store.schema import MIGRATIONS, ROLLUP_WIDTHS, rollup_table
+from meterline.store.migrations import MIGRATIONS, NEWEST_SCHEMA
+from meterline.store.schema import rollup_table
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,10 @@ class Store(ABC):
     # -- built on the primitives ---------------------------------------------------------
 
     def migrate(self) -> list[int]:
-        """Apply pending schema migrations in order; returns the versions applied."""
+        """Apply pending schema migrations in order; returns the versions applied.
+
+        An empty store gets the newest schema at once, and every version is recorded.
+        """
         self.command("CREATE DATABASE IF NOT EXISTS {db}")
         self.command(
             "CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
@@ -82,12 +86,25 @@ class Store(ABC):
         done = {
             int(r["version"]) for r in self.select("SELECT version FROM {db}.schema_migrations")
         }
+        tables = self.select(
+            "SELECT count() AS n FROM system.tables WHERE database = {d:String} "
+            "AND name != 'schema_migrations'",
+            {"d": self.database},
+        )
+        newest, schema = NEWEST_SCHEMA
+        empty = not done and not int(tables[0]["n"]) and MIGRATIONS[-1][0] == newest
+        if empty:
+            for statement in schema:
+                self.command(statement)
         applied = []
-        for version, description, statements in MIGRATIONS:
+        for version, description, steps in MIGRATIONS:
             if version in done:
                 continue
-            for statement in statements:
-                self.command(statement)
+            for step in steps if not empty else ():
+                if isinstance(step, str):
+                    self.command(step)
+                else:
+                    step(self)
             self.command(
                 "INSERT INTO {db}.schema_migrations (version, description) "
                 "VALUES ({v:UInt32}, {d:String})",
@@ -143,7 +160,7 @@ class Store(ABC):
     def erase_consumer(self, org_id: str, consumer_id: str) -> None:
         """Delete every stored trace of one consumer of one org (GDPR erasure).
 
-        Raw events and the per-consumer rollups lose the consumer's rows; the other
+        Raw events and the per-consumer rollup (every level) lose the consumer's rows; the other
         rollups keep only anonymous counts and one-way hashes of the id.
         """
         params = {"org": org_id, "consumer": consumer_id}
@@ -151,12 +168,11 @@ class Store(ABC):
         self.command(
             f"ALTER TABLE {{db}}.events DELETE {where} SETTINGS mutations_sync = 2", params
         )
-        consumers = next(w for w in ROLLUP_WIDTHS if w.name == "consumers")
-        for granularity in consumers.granularities:
-            table = rollup_table("consumers", granularity)
-            self.command(
-                f"ALTER TABLE {{db}}.{table} DELETE {where} SETTINGS mutations_sync = 2", params
-            )
+        self.command(
+            f"ALTER TABLE {{db}}.{rollup_table('consumers')} DELETE {where} "
+            "SETTINGS mutations_sync = 2",
+            params,
+        )
 
     def ping(self) -> bool:
         """True when the store answers a trivial query."""

@@ -1,9 +1,12 @@
 """The analytics schema: raw events, rollups and the materialised views that feed them.
 
-One DDL for both backends (chDB embedded and a ClickHouse server). Rollups are kept at
-four levels (minute, ten minutes, hour, day) and four widths; each holds counts, sums
-and mergeable states (a DDSketch for latency percentiles, an exact distinct set for
-consumers), so any range and any granularity can be answered from them without rescanning raw rows.
+One DDL for both backends (chDB embedded and a ClickHouse server). Rollups are kept in
+four widths (sets of dimensions), one table each, holding every level (minute, ten
+minutes, hour, day) side by side under a ``level`` key column; each row holds counts,
+sums and mergeable states (a DDSketch for latency percentiles, an exact distinct set for
+consumers), so any range and any granularity can be answered from them without
+rescanning raw rows — and any range of a query is one read of one table, whose fixed
+cost (several milliseconds of planning) dwarfs reading a few hundred rollup rows.
 
 Retention is a TTL on every table: each row carries the retention of its org's plan at
 ingest and expires ``retention_days`` after it was received.
@@ -60,12 +63,13 @@ STATUS_CLASS_SQL = (
 
 @dataclass(frozen=True, slots=True)
 class RollupWidth:
-    """A family of rollup tables keyed by the same dimensions.
+    """A rollup table keyed by a set of dimensions, holding several levels.
 
-    ``granularities`` lists the levels kept, finest first. The finest is fed by a view
-    over ``parent``'s finest table (a wider width at the same level) or, without a
-    parent, over raw events; each coarser level by a view over the level below it. So
-    raw rows are aggregated once per insert, and every other view reads rollup rows.
+    ``granularities`` lists the levels kept, finest first. An insert is aggregated once
+    to the finest level into the width's staging table (a ``Null`` table: rows pass
+    through, nothing is stored), from raw events or, with a ``parent``, from the parent's
+    staging rows (a wider width at the same level); one view then writes the staging
+    rows, coarsened to every level, into the width's table.
     """
 
     name: str
@@ -90,12 +94,12 @@ ROLLUP_WIDTHS: tuple[RollupWidth, ...] = (
 """Narrowest first: the planner picks the first width that covers a query."""
 
 
-def rollup_table(width: str, granularity: str) -> str:
-    """Name of the rollup table of ``width`` at ``granularity``."""
-    return f"rollup_{width}_{granularity}"
+def _v2_table(width: str, level: str) -> str:
+    """Name of the rollup table of ``width`` at ``level`` in schema versions 1 and 2."""
+    return f"rollup_{width}_{level}"
 
 
-_DIM_TYPES = {
+DIMENSION_TYPES = {
     "type": "LowCardinality(String)",
     "route": "LowCardinality(String)",
     "method": "LowCardinality(String)",
@@ -203,134 +207,115 @@ from ~16 ms to ~6 ms; 64 was no faster.
 """
 
 
-def _rollup_ddl(
-    width: RollupWidth,
-    granularity: str,
-    source: str | None,
-    *,
-    table: str | None = None,
-    index_granularity: int | None = None,
-) -> list[str]:
-    """DDL of one rollup table and the view feeding it from ``source`` (raw when None).
+LEVEL_TYPE = "Enum8('minute' = 1, 'tenminute' = 2, 'hour' = 3, 'day' = 4)"
+"""Type of the ``level`` key column: one byte, compared and bound as the level's name."""
 
-    ``table`` overrides the table's name (the view still writes to the real name);
-    ``index_granularity`` sets the table's granule size (the server default when None).
+
+def rollup_table(width: str) -> str:
+    """Name of the rollup table of ``width`` (every level of it)."""
+    return f"rollup_{width}"
+
+
+def _stage_table(width: str) -> str:
+    return f"rollup_{width}_stage"
+
+
+def rollup_table_ddl(width: RollupWidth, *, table: str | None = None) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of the rollup table of ``width`` (or named ``table``).
+
+    ``level`` comes right after the org in the key, so each (level, bucket range) of a
+    query is one contiguous slice of the index.
     """
-    target = rollup_table(width.name, granularity)
-    table = table or target
-    dims = ",\n    ".join(f"{d} {_DIM_TYPES[d]}" for d in width.dimensions)
+    dims = ",\n    ".join(f"{d} {DIMENSION_TYPES[d]}" for d in width.dimensions)
     aggs = ",\n    ".join(f"{name} {ctype}" for name, (ctype, _) in AGGREGATE_COLUMNS.items())
-    key = ", ".join(("org_id", "bucket", *width.dimensions))
-    partition = "toYYYYMM(bucket)" if granularity != "day" else "toYear(bucket)"
-    create = (
-        f"CREATE TABLE IF NOT EXISTS {{db}}.{table} (\n"
-        "    org_id LowCardinality(String),\n    bucket DateTime('UTC'),\n"
-        f"    {dims},\n    {aggs}\n"
-        f") ENGINE = AggregatingMergeTree\nPARTITION BY {partition}\nORDER BY ({key})\n"
-        f"TTL received_at + toIntervalDay(retention_days)"
+    key = ", ".join(("org_id", "level", "bucket", *width.dimensions))
+    return (
+        f"CREATE TABLE IF NOT EXISTS {{db}}.{table or rollup_table(width.name)} (\n"
+        f"    org_id LowCardinality(String),\n    level {LEVEL_TYPE},\n"
+        f"    bucket DateTime('UTC'),\n    {dims},\n    {aggs}\n"
+        ") ENGINE = AggregatingMergeTree\nPARTITION BY toYYYYMM(bucket)\n"
+        f"ORDER BY ({key})\nTTL received_at + toIntervalDay(retention_days)\n"
+        f"SETTINGS index_granularity = {ROLLUP_INDEX_GRANULARITY}"
     )
-    if index_granularity is not None:
-        create += f"\nSETTINGS index_granularity = {index_granularity}"
-    select_dims = ", ".join(width.dimensions)
-    if source is None:
+
+
+def _stage_ddl(width: RollupWidth) -> list[str]:
+    """The staging table of ``width`` and the view aggregating its source into it."""
+    stage = _stage_table(width.name)
+    dims = ",\n    ".join(f"{d} {DIMENSION_TYPES[d]}" for d in width.dimensions)
+    aggs = ",\n    ".join(f"{name} {ctype}" for name, (ctype, _) in AGGREGATE_COLUMNS.items())
+    create = (
+        f"CREATE TABLE IF NOT EXISTS {{db}}.{stage} (\n"
+        f"    org_id LowCardinality(String),\n    bucket DateTime('UTC'),\n"
+        f"    {dims},\n    {aggs}\n) ENGINE = Null"
+    )
+    truncate = ROLLUP_LEVELS[width.granularities[0]][0]
+    if width.parent is None:
         exprs = {name: expr for name, (_, expr) in AGGREGATE_COLUMNS.items()}
         time_col, origin = "timestamp", "events"
     else:
-        exprs, time_col, origin = ROLLUP_MERGES, "bucket", source
+        exprs, time_col, origin = ROLLUP_MERGES, "bucket", _stage_table(width.parent)
+    select_dims = ", ".join(width.dimensions)
     select_aggs = ",\n    ".join(f"{expr} AS {name}" for name, expr in exprs.items())
     view = (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{target}_mv TO {{db}}.{target} AS\n"
-        f"SELECT org_id, toDateTime({ROLLUP_LEVELS[granularity][0]}({time_col}), 'UTC') AS bucket, "
-        f"{select_dims},\n    {select_aggs}\nFROM {{db}}.{origin}\n"
-        f"GROUP BY org_id, bucket, {select_dims}"
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{stage}_mv TO {{db}}.{stage} AS\n"
+        f"SELECT org_id, toDateTime({truncate}({time_col}), 'UTC') AS bucket, {select_dims},\n"
+        f"    {select_aggs}\nFROM {{db}}.{origin}\nGROUP BY org_id, bucket, {select_dims}"
     )
     return [create, view]
 
 
-_V1_WIDTHS: tuple[RollupWidth, ...] = tuple(
-    RollupWidth(
-        w.name, w.dimensions, tuple(g for g in w.granularities if g != "tenminute"), w.parent
+def _levels_view(width: RollupWidth) -> str:
+    """The view writing ``width``'s staging rows into its table at every level at once.
+
+    Each staging row is repeated once per level (``ARRAY JOIN``), its bucket truncated to
+    that level, and the rows aggregated together: an insert writes one part to the
+    width's table, not one per level. Measured on 50,000-event inserts (a few seconds of
+    traffic), the rollups then cost about a third less than with one view and one part
+    per level. The price is on bulk inserts spanning days, whose finest rows (nearly one
+    per event) are merged too: a 1M-event insert over 8 days took ~45 % more CPU.
+    Passing the finest level through its own view avoids that but writes two parts per
+    width, which made live inserts dearer than before; live inserts were chosen.
+    """
+    stage, table = _stage_table(width.name), rollup_table(width.name)
+    levels = width.granularities
+    truncate = ", ".join(f"level = '{lv}', {ROLLUP_LEVELS[lv][0]}(bucket)" for lv in levels[:-1])
+    truncate = f"multiIf({truncate}, {ROLLUP_LEVELS[levels[-1]][0]}(bucket))"
+    names = ", ".join(f"'{lv}'" for lv in levels)
+    dims = ", ".join(width.dimensions)
+    merges = ",\n    ".join(f"{expr} AS {name}" for name, expr in ROLLUP_MERGES.items())
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_levels_mv TO {{db}}.{table} AS\n"
+        f"SELECT org_id, level, toDateTime({truncate}, 'UTC') AS bucket, {dims},\n"
+        f"    {merges}\nFROM {{db}}.{stage}\n"
+        f"ARRAY JOIN CAST([{names}] AS Array({LEVEL_TYPE})) AS level\n"
+        f"GROUP BY org_id, level, bucket, {dims}"
     )
-    for w in ROLLUP_WIDTHS
-)
-"""The widths as schema version 1 created them (before ten-minute rollups)."""
 
 
-def _rollup_tables(
-    widths: tuple[RollupWidth, ...] = ROLLUP_WIDTHS,
-) -> list[tuple[RollupWidth, str, str | None]]:
-    """Every rollup table as ``(width, granularity, source)``, sources before readers."""
+def _by_depth(widths: tuple[RollupWidth, ...]) -> list[RollupWidth]:
+    """``widths`` with every parent before its children (a view reads an existing table)."""
 
-    # A view can only read a table that exists: parents before their children.
     def depth(width: RollupWidth) -> int:
         parent = next((w for w in widths if w.name == width.parent), None)
         return 0 if parent is None else 1 + depth(parent)
 
-    tables: list[tuple[RollupWidth, str, str | None]] = []
-    for width in sorted(widths, key=depth):
-        source = rollup_table(width.parent, width.granularities[0]) if width.parent else None
-        for granularity in width.granularities:
-            tables.append((width, granularity, source))
-            source = rollup_table(width.name, granularity)
-    return tables
+    return sorted(widths, key=depth)
 
 
-def _initial_schema() -> list[str]:
-    statements = [EVENTS_DDL.replace("{status_class}", STATUS_CLASS_SQL)]
-    for width, granularity, source in _rollup_tables(_V1_WIDTHS):
-        statements.extend(_rollup_ddl(width, granularity, source))
-    return statements
+def rollup_schema(widths: tuple[RollupWidth, ...] = ROLLUP_WIDTHS) -> list[str]:
+    """Every rollup table, staging table and view, each ``IF NOT EXISTS``.
 
-
-def _ten_minute_levels_small_granules() -> list[str]:
-    """Add ten-minute rollups and rebuild every rollup table with small index granules.
-
-    The views are dropped first so nothing cascades while rows move. A table of version
-    1 is copied into a new one with :data:`ROLLUP_INDEX_GRANULARITY` and swapped in
-    atomically; a ten-minute table is built from the minute rows through its own view's
-    SELECT. Then every view is created again, each reading its new source. Every step can
-    be repeated, so a migration interrupted half-way completes on the next start.
+    Ordered so that a view's source and target exist before it, and the views reading raw
+    events come last: an insert never meets half of the chain.
     """
-    existing = {rollup_table(w.name, g) for w, g, _ in _rollup_tables(_V1_WIDTHS)}
-    tables = _rollup_tables()
-    statements = [
-        f"DROP VIEW IF EXISTS {{db}}.{rollup_table(w.name, g)}_mv"
-        for w, g, _ in _rollup_tables(_V1_WIDTHS)
+    ordered = _by_depth(widths)
+    tables = [rollup_table_ddl(w) for w in ordered]
+    stages = [_stage_ddl(w) for w in ordered]
+    levels = [_levels_view(w) for w in ordered]
+    return [
+        *tables,
+        *(create for create, _ in stages),
+        *levels,
+        *(mv for _, mv in reversed(stages)),
     ]
-    views = []
-    for width, granularity, source in tables:
-        table = rollup_table(width.name, granularity)
-        create, view = _rollup_ddl(
-            width,
-            granularity,
-            source,
-            table=f"{table}__next",
-            index_granularity=ROLLUP_INDEX_GRANULARITY,
-        )
-        statements += [f"DROP TABLE IF EXISTS {{db}}.{table}__next", create]
-        if table in existing:
-            statements += [
-                f"INSERT INTO {{db}}.{table}__next SELECT * FROM {{db}}.{table}",
-                f"EXCHANGE TABLES {{db}}.{table} AND {{db}}.{table}__next",
-                f"DROP TABLE {{db}}.{table}__next",
-            ]
-        else:
-            backfill = view.split(" AS\n", 1)[1]
-            statements += [
-                f"INSERT INTO {{db}}.{table}__next {backfill}",
-                f"DROP TABLE IF EXISTS {{db}}.{table}",
-                f"RENAME TABLE {{db}}.{table}__next TO {{db}}.{table}",
-            ]
-        views.append(view)
-    return statements + views
-
-
-MIGRATIONS: tuple[tuple[int, str, list[str]], ...] = (
-    (1, "raw events, rollups and their views", _initial_schema()),
-    (2, "ten-minute rollups; small index granules", _ten_minute_levels_small_granules()),
-)
-"""Versioned schema migrations: ``(version, description, statements)``, applied in order.
-
-Statements use ``{db}`` for the database name. A released migration is never edited;
-changes go in a new version.
-"""

@@ -60,15 +60,7 @@ class Services:
         migrate(engine)
         store = store_from_url(settings.resolved_store_url)
         store.migrate()
-        writer = IngestWriter(
-            store,
-            settings.data_dir / "wal",
-            flush_rows=settings.flush_rows,
-            flush_interval=settings.flush_interval,
-            fsync=settings.fsync,
-            dedup_capacity=settings.dedup_capacity,
-            telemetry=telemetry,
-        )
+        writer = IngestWriter.from_settings(store, settings, telemetry)
         writer.start()
         windows = LiveWindows()
         # Seeded before ingest opens, then fed by every durable batch.

@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
+from meterline.config import Settings
 from meterline.errors import MeterlineError
 from meterline.events import ROW_COLUMNS, EventRow
 from meterline.events.arrow import batch_to_ipc, ipc_to_batch, is_ipc, rows_to_ipc
@@ -115,6 +116,21 @@ class IngestWriter:
         self._stopping = False
         self._inflight = 0
         self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def from_settings(
+        cls, store: Store, settings: Settings, telemetry: Telemetry | None = None
+    ) -> IngestWriter:
+        """A writer with the log in ``<data dir>/wal`` and the flush and dedup settings."""
+        return cls(
+            store,
+            settings.data_dir / "wal",
+            flush_rows=settings.flush_rows,
+            flush_interval=settings.flush_interval,
+            fsync=settings.fsync,
+            dedup_capacity=settings.dedup_capacity,
+            telemetry=telemetry,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -76,14 +76,7 @@ class ImportTarget:
         store = store_from_url(settings.resolved_store_url)
         try:
             store.migrate()
-            writer = IngestWriter(
-                store,
-                settings.data_dir / "wal",
-                flush_rows=settings.flush_rows,
-                flush_interval=settings.flush_interval,
-                fsync=settings.fsync,
-                dedup_capacity=settings.dedup_capacity,
-            )
+            writer = IngestWriter.from_settings(store, settings)
             writer.start()
         except BaseException:
             store.close()

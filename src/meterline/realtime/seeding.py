@@ -10,27 +10,10 @@ from typing import Any
 from meterline.events import ROW_COLUMNS
 from meterline.query import MetricQuery, QueryService, TimeRange
 from meterline.realtime.catalogue import vocabulary_name
-from meterline.realtime.window import KEPT_SECONDS, LiveWindows
+from meterline.realtime.window import KEPT_SECONDS, LIVE_COLUMNS, LiveWindows
 from meterline.store import Store
 
 log = logging.getLogger(__name__)
-
-_SEED_COLUMNS = (
-    "org_id",
-    "type",
-    "route",
-    "method",
-    "status",
-    "region",
-    "model",
-    "consumer_id",
-    "latency_ms",
-    "request_size",
-    "response_size",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-)
 
 
 def seed_windows(windows: LiveWindows, store: Store, now: float) -> int:
@@ -39,12 +22,12 @@ def seed_windows(windows: LiveWindows, store: Store, now: float) -> int:
     since = datetime.fromtimestamp(int(now) - KEPT_SECONDS, tz=UTC)
     started = time.perf_counter()
     rows = store.select(
-        f"SELECT {', '.join(_SEED_COLUMNS)}, toUnixTimestamp64Milli(timestamp) AS ts "
+        f"SELECT {', '.join(LIVE_COLUMNS)}, toUnixTimestamp64Milli(timestamp) AS ts "
         "FROM {db}.events WHERE timestamp >= {since:DateTime64(3, 'UTC')}",
         {"since": since.strftime("%Y-%m-%d %H:%M:%S")},
     )
     width = len(ROW_COLUMNS)
-    index = {name: ROW_COLUMNS.index(name) for name in _SEED_COLUMNS}
+    index = {name: ROW_COLUMNS.index(name) for name in LIVE_COLUMNS}
     ts_index = ROW_COLUMNS.index("timestamp")
     batch: list[list[Any]] = []
     for found in rows:

@@ -25,7 +25,7 @@ LIVE_SECONDS = 3600
 KEPT_SECONDS = 2 * LIVE_SECONDS + 5
 """Seconds kept: the longest window plus the previous one (for ``change``)."""
 
-_LIVE_COLUMNS = (
+LIVE_COLUMNS = (
     "org_id",
     "type",
     "route",
@@ -43,7 +43,7 @@ _LIVE_COLUMNS = (
 )
 """The event columns a live cell is built from, in the order :meth:`LiveWindows._fold`
 unpacks them (followed by the second and the latency's sketch bin)."""
-_LIVE_INDEXES = tuple(ROW_COLUMNS.index(name) for name in _LIVE_COLUMNS)
+_LIVE_INDEXES = tuple(ROW_COLUMNS.index(name) for name in LIVE_COLUMNS)
 _TIMESTAMP = ROW_COLUMNS.index("timestamp")
 _LATENCY = ROW_COLUMNS.index("latency_ms")
 
@@ -236,7 +236,7 @@ class LiveWindows:
     def add_batch(self, batch: pa.RecordBatch) -> None:
         """Fold a durably written Arrow batch of event rows into the live cells; the
         ingest writer's listener."""
-        columns = [batch.column(name).to_pylist() for name in _LIVE_COLUMNS]
+        columns = [batch.column(name).to_pylist() for name in LIVE_COLUMNS]
         seconds = pc.divide(batch.column("timestamp"), 1000).to_pylist()
         self._fold(zip(*columns, seconds, _bins(batch.column("latency_ms")), strict=True))
         self.rows_seen += batch.num_rows

@@ -80,24 +80,22 @@ class ChdbStore(Store):
         return [_decoder.decode(line) for line in data.splitlines() if line]
 
     def _insert_json(self, table: str, columns: str, payload: bytes) -> None:
-        sql = (
+        self._insert(
             f"INSERT INTO {self.database}.{table} ({columns}) "
             f"FORMAT JSONCompactEachRow\n{payload.decode()}"
         )
-        try:
-            with self._lock:
-                self._session.query(sql, "CSV")
-        except Exception as exc:
-            raise StoreError("the analytics store failed to insert events") from exc
 
     def _insert_arrow(self, table: str, data: Any) -> None:
-        # chDB's Python() table function reads the Arrow table from this local variable.
+        # chDB's Python() table function finds the table by this local variable's name
+        # (it searches the calling frames).
         arrow_rows = data  # noqa: F841
         columns = ", ".join(data.column_names)
-        sql = (
+        self._insert(
             f"INSERT INTO {self.database}.{table} ({columns}) "
             f"SELECT {columns} FROM Python(arrow_rows)"
         )
+
+    def _insert(self, sql: str) -> None:
         try:
             with self._lock:
                 self._session.query(sql, "CSV")

@@ -14,11 +14,28 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 
 from meterline.auth import AuthService
+from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event
 from meterline.metadb import engine_from_url, migrate
 
 T = TypeVar("T")
+
+
+def event_row(org_id: str, now_ms: int, **fields: Any) -> list[Any]:
+    """The store row ``validate_event`` builds from an event's wire fields (which must be
+    valid), with the default route rules and prices and 30 days' retention."""
+    row = validate_event(
+        msgspec.convert(fields, RawEvent),
+        org_id=org_id,
+        now_ms=now_ms,
+        retention_days=30,
+        normaliser=RouteNormaliser(),
+        prices=PriceTable(),
+    )
+    assert isinstance(row, list), row
+    return row
 
 
 def free_port() -> int:

@@ -10,29 +10,16 @@ from typing import Any
 
 import msgspec
 
-from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event
 from meterline.events.arrow import ipc_to_batch
 from meterline.ingest import IngestWriter
 from meterline.ingest.wal import WriteAheadLog
 from meterline.store import Store
+from tests.helpers import event_row
 
 
 def rows(org: str, n: int) -> list[list[Any]]:
     now_ms = int(time.time() * 1000)
-    out = []
-    for i in range(n):
-        raw = msgspec.convert({"event_id": f"w{i}", "path": "/w", "status": 200}, RawEvent)
-        row = validate_event(
-            raw,
-            org_id=org,
-            now_ms=now_ms,
-            retention_days=30,
-            normaliser=RouteNormaliser(),
-            prices=PriceTable(),
-        )
-        assert isinstance(row, list)
-        out.append(row)
-    return out
+    return [event_row(org, now_ms, event_id=f"w{i}", path="/w", status=200) for i in range(n)]
 
 
 def stored(store: Store, org: str) -> int:

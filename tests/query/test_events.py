@@ -7,38 +7,27 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 import pytest
 
 from meterline.errors import ValidationError
-from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event
 from meterline.query import EventQuery, Filter, QueryService, compile_events, presets, resolve_range
 from meterline.store import Store
+from tests.helpers import event_row
 
 
 def _rows(org: str, specs: list[dict[str, Any]]) -> list[list[Any]]:
     now_ms = int(time.time() * 1000)
     out = []
     for i, spec in enumerate(specs):
-        raw = msgspec.convert(
-            {
-                "event_id": f"{org}-{i}",
-                "timestamp": now_ms - (len(specs) - i) * 1000,
-                "method": "GET",
-                "latency_ms": 5 + i,
-                **spec,
-            },
-            RawEvent,
+        row = event_row(
+            org,
+            now_ms,
+            event_id=f"{org}-{i}",
+            timestamp=now_ms - (len(specs) - i) * 1000,
+            method="GET",
+            latency_ms=5 + i,
+            **spec,
         )
-        row = validate_event(
-            raw,
-            org_id=org,
-            now_ms=now_ms,
-            retention_days=30,
-            normaliser=RouteNormaliser(),
-            prices=PriceTable(),
-        )
-        assert isinstance(row, list)
         out.append(row)
     return out
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import msgspec
-
-from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event
 from meterline.events.arrow import rows_to_batch
 from meterline.realtime.sketch import LatencySketch
 from meterline.realtime.window import Cell, LiveWindows
+from tests.helpers import event_row
 
 NOW_MS = 1_790_000_000_000
 
@@ -35,16 +33,7 @@ def _rows(n: int) -> list[list[Any]]:
         }
         if rnd.random() < 0.2:
             del event["latency_ms"]
-        row = validate_event(
-            msgspec.convert(event, RawEvent),
-            org_id=rnd.choice(["org_a", "org_b"]),
-            now_ms=NOW_MS,
-            retention_days=30,
-            normaliser=RouteNormaliser(),
-            prices=PriceTable(),
-        )
-        assert isinstance(row, list)
-        out.append(row)
+        out.append(event_row(rnd.choice(["org_a", "org_b"]), NOW_MS, **event))
     return out
 
 

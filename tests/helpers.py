@@ -101,7 +101,12 @@ class ServerProcess:
         self.log_level = log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "METERLINE_FLUSH_INTERVAL": "0.2", **(env or {})}
+        self.env = {
+            **os.environ,
+            "METERLINE_FLUSH_INTERVAL": "0.2",
+            "METERLINE_FLUSH_MAX_DELAY": "1.0",
+            **(env or {}),
+        }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
 

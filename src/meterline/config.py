@@ -25,8 +25,9 @@ class Settings:
     """Everything the server needs to start.
 
     ``store_url`` defaults to the embedded chDB store under ``data_dir``; ``metadata_url``
-    to SQLite under ``data_dir``. ``flush_rows`` and ``flush_interval`` bound how long
-    acknowledged events wait in the write-ahead log before reaching the store;
+    to SQLite under ``data_dir``. ``flush_interval`` is how long acknowledged events
+    wait in the write-ahead log before reaching the store while it keeps up, growing up to
+    ``flush_max_delay`` under load (larger inserts), or until ``flush_rows`` wait;
     ``ingest_workers`` processes decode and validate request bodies (0: in the server's
     own process).
     """
@@ -37,8 +38,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
-    flush_rows: int = 50_000
+    flush_rows: int = 200_000
     flush_interval: float = 1.0
+    flush_max_delay: float = 5.0
     max_batch_events: int = 10_000
     max_body_bytes: int = 10 * 1024 * 1024
     dedup_capacity: int = 5_000_000
@@ -72,7 +74,8 @@ class Settings:
             public_url=os.environ.get("METERLINE_PUBLIC_URL"),
             fsync=_env("FSYNC", "1") not in ("0", "false", "no"),
             flush_interval=float(_env("FLUSH_INTERVAL", "1.0")),
-            flush_rows=int(_env("FLUSH_ROWS", "50000")),
+            flush_rows=int(_env("FLUSH_ROWS", "200000")),
+            flush_max_delay=float(_env("FLUSH_MAX_DELAY", "5.0")),
             ingest_workers=int(_env("INGEST_WORKERS", "2")),
             ratelimit_url=_env("RATELIMIT_URL", "memory://"),
             ratelimit_config=_path(os.environ.get("METERLINE_RATELIMIT_CONFIG")),

@@ -47,6 +47,11 @@ class Telemetry:
         self.pending_rows = Gauge(
             "meterline_ingest_pending_rows", "Acknowledged rows not yet in the store", registry=r
         )
+        self.flush_delay = Gauge(
+            "meterline_ingest_flush_delay_seconds",
+            "How long acknowledged rows now wait before a store insert (grows with store load)",
+            registry=r,
+        )
         self.query_seconds = Histogram(
             "meterline_query_seconds", "Store time per analytics query", buckets=_FAST, registry=r
         )

@@ -13,6 +13,7 @@ import msgspec
 from meterline.events.arrow import ipc_to_batch
 from meterline.ingest import IngestWriter
 from meterline.ingest.wal import WriteAheadLog
+from meterline.ingest.writer import FlushDelay
 from meterline.store import Store
 from tests.helpers import event_row
 
@@ -91,3 +92,31 @@ def test_a_log_written_before_arrow_records_still_replays(
     writer.stop()
     assert stored(chdb_store, org) == 3
     assert not writer.recent.reserve(org, "w2")
+
+
+def test_flush_delay_follows_the_store_between_its_bounds() -> None:
+    delay = FlushDelay(1.0, 5.0)
+    assert delay.seconds == 1.0
+    assert delay.after_insert(0.05) == 1.0  # an idle store: the minimum
+    assert delay.after_insert(1.5) == 3.0  # a busy one: twice the insert
+    assert delay.after_insert(10.0) == 5.0  # never beyond the maximum
+    assert delay.after_insert(0.2) == 1.0
+    # A minimum set above the maximum is deliberate and wins.
+    assert FlushDelay(60.0, 5.0).after_insert(0.01) == 60.0
+
+
+def test_flush_now_does_not_wait_for_the_flush_delay(chdb_store: Store, tmp_path: Path) -> None:
+    org = f"org_{uuid.uuid4().hex[:8]}"
+    writer = IngestWriter(chdb_store, tmp_path / "wal", flush_interval=600, fsync=False)
+    writer.start()
+    try:
+
+        async def send() -> None:
+            await writer.write(rows(org, 7))
+
+        asyncio.run(send())
+        writer.flush_now(timeout=20)
+        assert stored(chdb_store, org) == 7
+        assert writer.pending_rows == 0
+    finally:
+        writer.stop()

@@ -186,7 +186,7 @@ def test_an_import_interrupted_while_building_leaves_nothing(
     org = f"org_bulk_building_{crash}"
     log = tmp_path / "access.log"
     write_log(log, 1200, timed=True, seed=7)
-    fail_at(chdb_store, monkeypatch, "_rollup_routes (org_id", 2, crash=crash)
+    fail_at(chdb_store, monkeypatch, "_rollup_routes (org_id", 1, crash=crash)
     with pytest.raises(Interrupt):
         run(chdb_store, org, log, 0)
     monkeypatch.undo()

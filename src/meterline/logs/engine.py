@@ -1,8 +1,10 @@
 """Access-log import inside the storage engine: the embedded store parses a log file itself.
 
 The ClickHouse engine reads the file (plain or gzip), splits and checks each line with
-multithreaded string functions and writes the events with one ``INSERT … SELECT`` into
-the events table, whose materialised views feed the rollups as for any other insert.
+multithreaded string functions and writes the events with one ``INSERT … SELECT``: into
+the events table, whose materialised views feed the rollups as for any other insert, or,
+from :data:`BULK_FROM` lines on, as a bulk load (:mod:`meterline.logs.bulk`: the rollups
+built with one aggregation per level over the whole file, then everything moved in).
 Python only sees what the engine cannot decide exactly as :func:`parse_clf` would:
 
 * the distinct paths and client IPs, which Python turns into routes and anonymised IPs

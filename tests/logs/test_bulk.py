@@ -7,7 +7,10 @@ an event twice, and a re-import afterwards finds everything stored."""
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from meterline.logs.engine import EngineImport, EngineResult
 from meterline.store import Store
 from meterline.store.chdb import ChdbStore
 from meterline.store.schema import AGGREGATE_COLUMNS, ROLLUP_WIDTHS, rollup_table
+from tests.helpers import make_tenant
 
 START = datetime(2021, 1, 30, 22, 0, tzinfo=UTC)
 ROUTES = ["/", "/api/items", "/api/items/42", "/api/users/7", "/static/app.js", "/login"]
@@ -241,3 +245,55 @@ def test_an_interrupted_load_is_completed_when_the_store_is_next_opened_for_impo
     assert len(events(chdb_store, org)) == 800
     consistent(chdb_store, org)
     assert bulk.finish_interrupted(chdb_store) == 0
+
+
+CRASH = """
+import sys
+from meterline.events import RouteNormaliser
+from meterline.logs.engine import EngineImport
+from meterline.store.chdb import ChdbStore
+store = ChdbStore(sys.argv[1])
+store.migrate()
+real = store.command
+def command(sql, params=None):
+    if "MOVE PARTITION" in sql:
+        raise SystemExit(3)  # the process ends in the middle of the move
+    real(sql, params)
+store.command = command
+EngineImport(store, sys.argv[2], 30, RouteNormaliser(), bulk_from=0).run(sys.argv[3])
+"""
+
+CHECK = """
+import sys
+from meterline.store.chdb import ChdbStore
+from tests.logs.test_bulk import consistent, events, scratch_tables
+store = ChdbStore(sys.argv[1])
+print(len(events(store, sys.argv[2])))
+consistent(store, sys.argv[2])
+print("consistent", "no-scratch" if not scratch_tables(store) else "scratch")
+"""
+
+
+def test_a_python_import_after_an_interrupted_load_counts_nothing_twice(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    org = make_tenant(data, "crashed").org_id
+    log = tmp_path / "access.log"
+    write_log(log, 600, timed=True, seed=17)
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH, str(data / "store"), org, str(log)], capture_output=True
+    )
+    assert crashed.returncode == 3, crashed.stderr.decode()[-2000:]
+    done = subprocess.run(
+        [sys.executable, "-m", "meterline", "import", str(log), "--org", "crashed"]
+        + ["--data-dir", str(data), "--no-engine", "--json", "--no-progress"],
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert (summary["imported"], summary["duplicates"]) == (0, 600)
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK, str(data / "store"), org], capture_output=True, timeout=300
+    )
+    assert checked.returncode == 0, checked.stderr.decode()[-2000:]
+    assert checked.stdout.decode().split() == ["600", "consistent", "no-scratch"]

@@ -1,8 +1,10 @@
 """Access-log import inside the storage engine: the embedded store parses a log file itself.
 
 The ClickHouse engine reads the file (plain or gzip), splits and checks each line with
-multithreaded string functions and writes the events with one ``INSERT … SELECT`` into
-the events table, whose materialised views feed the rollups as for any other insert.
+multithreaded string functions and writes the events with one ``INSERT … SELECT``: into
+the events table, whose materialised views feed the rollups as for any other insert, or,
+from :data:`BULK_FROM` lines on, as a bulk load (:mod:`meterline.logs.bulk`: the rollups
+built with one aggregation per level over the whole file, then everything moved in).
 Python only sees what the engine cannot decide exactly as :func:`parse_clf` would:
 
 * the distinct paths and client IPs, which Python turns into routes and anonymised IPs
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meterline.events import RouteNormaliser, anonymise_ip
+from meterline.logs import bulk
 from meterline.logs.source import Line
 from meterline.store.chdb import ChdbStore
 
@@ -60,12 +63,14 @@ _METHODS = "['GET','POST','PUT','PATCH','DELETE','HEAD','OPTIONS','TRACE','CONNE
 _QUERY_SETTINGS = "max_query_size = 1048576, short_circuit_function_evaluation = 'disable'"
 
 # One insert block for the file (fewer, larger parts in the events table and in every
-# rollup), views fed in parallel, and no merging of equal keys at insert time: the
-# views' GROUP BY already made them unique, and background merges do the rest.
-_INSERT_SETTINGS = (
-    "min_insert_block_size_rows = 4000000, min_insert_block_size_bytes = 2000000000, "
-    "max_insert_block_size = 4000000, parallel_view_processing = 1, optimize_on_insert = 0"
-)
+# rollup), views fed in parallel (when the insert goes through them), and no merging of
+# equal keys at insert time: the GROUP BYs already made them unique.
+_INSERT_SETTINGS = f"{bulk.BLOCK_SETTINGS}, parallel_view_processing = 1"
+
+BULK_FROM = 20_000
+"""Lines from which an import is a bulk load (:mod:`meterline.logs.bulk`) rather than an
+insert through the rollup views. Below it the views cost little and a bulk load's few
+dozen extra statements would cost more."""
 
 
 def _literal(text: str) -> str:
@@ -138,8 +143,10 @@ def _rewritten(before: os.stat_result, after: os.stat_result) -> bool:
 
 @dataclass(frozen=True)
 class _Lookups:
-    """Names of one import's lookup tables; ``skip`` is empty when no line was refused."""
+    """Names of one import's lookup tables; ``skip`` is empty when no line was refused.
+    Every scratch table of the import is named after ``token``."""
 
+    token: str
     routes: str
     ips: str
     skip: str
@@ -178,6 +185,7 @@ class EngineImport:
         normaliser: turns paths into routes, as live ingest does.
         max_others: lines outside the engine's shape that Python may take over; beyond
             it the file is not in a format the engine suits (nothing was written).
+        bulk_from: accepted lines from which the import is a bulk load (None: never).
 
     Example:
         >>> result = EngineImport(store, "org_1", 30, normaliser).run("access.log")
@@ -193,6 +201,7 @@ class EngineImport:
         normaliser: RouteNormaliser,
         *,
         max_others: int = 100_000,
+        bulk_from: int | None = BULK_FROM,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -200,6 +209,7 @@ class EngineImport:
         self.retention_days = retention_days
         self.normaliser = normaliser
         self.max_others = max_others
+        self.bulk_from = bulk_from
         self.clock = clock
 
     @staticmethod
@@ -216,6 +226,9 @@ class EngineImport:
         characters the engine would read as a glob (nothing written either way)."""
         if any(char in path for char in "*?{}"):
             return None
+        # An import interrupted after its bulk load was complete is finished first, so
+        # what it stored counts as stored (and is not imported again).
+        bulk.finish_interrupted(self.store)
         now_ms = int(self.clock() * 1000)
         parsed = _parsed(self._source(path), now_ms)
         seen = os.stat(path)
@@ -250,7 +263,10 @@ SETTINGS {_QUERY_SETTINGS}
         with self._lookups(routes, ips, skip) as tables:
             before = self._stored(lo, hi)
             accepted = _Accepted(result.lines, tables.skip)
-            self._insert(parsed, tables, accepted, now_ms, lo, hi, before > 0, progress)
+            if self.bulk_from is not None and good >= self.bulk_from:
+                self._bulk_insert(parsed, tables, accepted, now_ms, lo, hi, before > 0, progress)
+            else:
+                self._insert(parsed, tables, accepted, now_ms, lo, hi, before > 0, progress)
             after = self._stored(lo, hi) if before else before + good
         result.imported = after - before
         result.duplicates = good - result.imported
@@ -275,7 +291,10 @@ SETTINGS {_QUERY_SETTINGS}
         hi: int,
         dedup: bool,
         progress: Progress | None,
+        table: str = "events",
     ) -> None:
+        """Insert the accepted lines' events into ``table`` (the events table: through
+        the rollup views), skipping those already stored when ``dedup``."""
         db = self.store.database
         org = _literal(self.org_id)
         event_id = (
@@ -289,7 +308,7 @@ SETTINGS {_QUERY_SETTINGS}
             else ""
         )
         sql = f"""
-INSERT INTO {db}.events (org_id, event_id, type, timestamp_ms, received_at, retention_days,
+INSERT INTO {db}.{table} (org_id, event_id, type, timestamp_ms, received_at, retention_days,
     method, path, route, status, latency_ms, user_id, response_size, user_agent, client_ip,
     success, properties, ingest_batch)
 SELECT {org}, {event_id} AS event_id, 'request', ts, toDateTime({now_ms // 1000}, 'UTC'),
@@ -312,6 +331,29 @@ SETTINGS {_QUERY_SETTINGS}, {_INSERT_SETTINGS}
         with self._watch(progress, 1):
             self.store.command(sql)
 
+    def _bulk_insert(
+        self,
+        parsed: str,
+        tables: _Lookups,
+        accepted: _Accepted,
+        now_ms: int,
+        lo: int,
+        hi: int,
+        dedup: bool,
+        progress: Progress | None,
+    ) -> None:
+        """The same insert as a bulk load: events and rollups built in scratch tables,
+        then moved in (see :mod:`meterline.logs.bulk`)."""
+        load = bulk.BulkLoad(tables.token)
+        try:
+            bulk.create(self.store, load)
+            self._insert(parsed, tables, accepted, now_ms, lo, hi, dedup, progress, load.events)
+            bulk.build(self.store, load)
+        except BaseException:
+            bulk.discard(self.store, load.token)  # nothing of it is visible yet
+            raise
+        bulk.commit(self.store, load)
+
     @contextlib.contextmanager
     def _lookups(
         self, routes: dict[str, str], ips: dict[str, str], skip: list[int]
@@ -319,8 +361,9 @@ SETTINGS {_QUERY_SETTINGS}, {_INSERT_SETTINGS}
         """Lookup tables (path → route, ip → anonymised ip, and the numbers of the lines
         left to Python when there are any), dropped afterwards."""
         token = secrets.token_hex(4)
+        prefix = f"{bulk.SCRATCH_PREFIX}{token}"
         tables = _Lookups(
-            f"import_routes_{token}", f"import_ips_{token}", f"import_skip_{token}" if skip else ""
+            token, f"{prefix}_routes", f"{prefix}_ips", f"{prefix}_skip" if skip else ""
         )
         created: list[str] = []
         try:

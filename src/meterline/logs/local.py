@@ -19,6 +19,7 @@ from meterline.auth import tables as auth_tables
 from meterline.config import Settings
 from meterline.events import PriceTable, RouteNormaliser
 from meterline.ingest import IngestService, IngestWriter
+from meterline.logs.bulk import finish_interrupted
 from meterline.metadb import engine_from_url, migrate, schema_versions
 from meterline.plans import plan_limits
 from meterline.store import Store, store_from_url
@@ -62,8 +63,9 @@ class ImportTarget:
     @classmethod
     def open(cls, settings: Settings, org: str) -> ImportTarget:
         """Find ``org`` (id or name; raises ``NOT_FOUND``), open and migrate the store,
-        replay the ingest log as a server start does. The metadata database is migrated
-        only when its auth tables are behind, the only ones an import reads."""
+        complete a bulk load an interrupted import left (before anything looks for what
+        is stored), replay the ingest log as a server start does. The metadata database
+        is migrated only when its auth tables are behind, the only ones an import reads."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         metadata = engine_from_url(settings.resolved_metadata_url)
         try:
@@ -76,6 +78,7 @@ class ImportTarget:
         store = store_from_url(settings.resolved_store_url)
         try:
             store.migrate()
+            finish_interrupted(store)
             writer = IngestWriter.from_settings(store, settings)
             writer.start()
         except BaseException:

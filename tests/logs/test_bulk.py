@@ -23,7 +23,7 @@ from meterline.logs.engine import EngineImport, EngineResult
 from meterline.store import Store
 from meterline.store.chdb import ChdbStore
 from meterline.store.schema import AGGREGATE_COLUMNS, ROLLUP_WIDTHS, rollup_table
-from tests.helpers import make_tenant
+from tests.helpers import ServerProcess, make_tenant
 
 START = datetime(2021, 1, 30, 22, 0, tzinfo=UTC)
 ROUTES = ["/", "/api/items", "/api/items/42", "/api/users/7", "/static/app.js", "/login"]
@@ -297,3 +297,37 @@ def test_a_python_import_after_an_interrupted_load_counts_nothing_twice(tmp_path
     )
     assert checked.returncode == 0, checked.stderr.decode()[-2000:]
     assert checked.stdout.decode().split() == ["600", "consistent", "no-scratch"]
+
+
+def test_a_server_start_completes_an_interrupted_load(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    org = make_tenant(data, "restarted").org_id
+    log = tmp_path / "access.log"
+    write_log(log, 500, timed=True, seed=19)
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH, str(data / "store"), org, str(log)], capture_output=True
+    )
+    assert crashed.returncode == 3, crashed.stderr.decode()[-2000:]
+    server = ServerProcess(data)
+    server.start()
+    server.stop()
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK, str(data / "store"), org], capture_output=True, timeout=300
+    )
+    assert checked.returncode == 0, checked.stderr.decode()[-2000:]
+    assert checked.stdout.decode().split() == ["500", "consistent", "no-scratch"]
+
+
+def test_a_bulk_load_reports_its_rollup_building(chdb_store: Store, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    write_log(log, 300, timed=True, seed=23)
+    calls: list[tuple[int, int, int]] = []
+    engine = EngineImport(chdb_store, "org_bulk_progress", 30, RouteNormaliser(), bulk_from=0)
+    result = engine.run(str(log), lambda *call: calls.append(call))
+    assert result is not None and result.imported == 300
+    phases = [phase for phase, _, _ in calls]
+    assert phases == sorted(phases) and {0, 1, 2} <= set(phases)
+    widths = len(ROLLUP_WIDTHS)
+    assert [call for call in calls if call[0] == 2] == [
+        (2, n, widths) for n in range(1, widths + 1)
+    ]

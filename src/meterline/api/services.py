@@ -12,6 +12,7 @@ from meterline.clock import Clock, system_clock
 from meterline.config import Settings
 from meterline.events import PriceTable, RouteNormaliser
 from meterline.ingest import IngestService, IngestWriter, PreparePool
+from meterline.logs.bulk import finish_interrupted
 from meterline.metadb import engine_from_url, migrate
 from meterline.planning import PlanningService
 from meterline.query import QueryService
@@ -60,6 +61,8 @@ class Services:
         migrate(engine)
         store = store_from_url(settings.resolved_store_url)
         store.migrate()
+        # A log import killed while moving its bulk load in left it half visible.
+        finish_interrupted(store)
         writer = IngestWriter.from_settings(store, settings, telemetry)
         writer.start()
         windows = LiveWindows()

@@ -164,10 +164,20 @@ def _run_in_engine(
     with Progress(*_columns(source, fmt), console=console, transient=False) as bar:
         task = bar.add_task("import", total=size or None, lines="")
 
+        inserted = [base]
+
         def update(phase: int, read_bytes: int, read_rows: int) -> None:
+            if phase == 2:  # a bulk load building its rollups: (tables begun, tables)
+                bar.update(
+                    task,
+                    completed=size,
+                    lines=f"{inserted[0]:,} lines · building rollups {read_bytes}/{read_rows}",
+                )
+                return
             # Two reads of the file: collecting distinct values, then inserting.
             done = (phase * size + min(read_bytes, size)) // 2
             lines = base + read_rows if phase else base
+            inserted[0] = lines
             rate = lines / stats.elapsed if stats.elapsed > 0 else 0.0
             bar.update(
                 task,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from meterline.store.base import Store
@@ -135,11 +136,14 @@ def empty_states(store: Store, load: BulkLoad) -> set[str]:
     return {name for name in _STATE_COLUMNS if over_all[name] == over_none[name]}
 
 
-def build(store: Store, load: BulkLoad) -> None:
+def build(store: Store, load: BulkLoad, progress: Callable[[int, int], None] | None = None) -> None:
     """Build every rollup of the load's events into scratch copies of the rollup tables,
-    then mark the load ready to move."""
+    then mark the load ready to move; ``progress`` is told (widths begun, widths) as
+    each width starts."""
     empty = empty_states(store, load)
-    for width in ROLLUP_WIDTHS:
+    for done, width in enumerate(ROLLUP_WIDTHS):
+        if progress is not None:
+            progress(done + 1, len(ROLLUP_WIDTHS))
         store.command(rollup_table_ddl(width, table=load.rollup(width)))
         store.command(_width_sql(load, width, empty))
     store.command(f"CREATE TABLE {{db}}.{load.ready} (token String) ENGINE = TinyLog")

@@ -32,6 +32,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from meterline.events import RouteNormaliser, anonymise_ip
@@ -41,7 +42,8 @@ from meterline.store.chdb import ChdbStore
 
 Progress = Callable[[int, int, int], None]
 """Called with (pass, bytes read, lines read) while the engine reads; pass 0 collects the
-distinct values, pass 1 inserts."""
+distinct values, pass 1 inserts. A bulk load then builds its rollups: pass 2, called with
+(rollup tables begun, rollup tables) instead."""
 
 # A head (before the request's opening quote) the engine takes: optional virtual host,
 # client, ident, user, and the CLF time with its offset. Tokens are printable ASCII
@@ -348,7 +350,7 @@ SETTINGS {_QUERY_SETTINGS}, {_INSERT_SETTINGS}
         try:
             bulk.create(self.store, load)
             self._insert(parsed, tables, accepted, now_ms, lo, hi, dedup, progress, load.events)
-            bulk.build(self.store, load)
+            bulk.build(self.store, load, None if progress is None else partial(progress, 2))
         except BaseException:
             bulk.discard(self.store, load.token)  # nothing of it is visible yet
             raise

@@ -898,9 +898,10 @@ class StreamHub:
             if not stream.spec.live:
                 loop.create_task(self._deliver(stream, now))
                 continue
-            at = self.clock()
-            late = max(late, at - start)
-            await self._deliver(stream, at)
+            late = max(late, self.clock() - start)
+            # Stamped with the tick's time, not this stream's turn in it: a frame's
+            # timestamp says when it was due, so its wait behind others shows as delay.
+            await self._deliver(stream, now)
             # This stream's flushes run in this loop step, before the next computation.
             await asyncio.sleep(0)
         return late

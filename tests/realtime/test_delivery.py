@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from meterline.auth import Principal
+from meterline.clock import FrozenClock
 from meterline.realtime import Connection, LiveWindows, parse_subscribe
 from meterline.realtime.hub import PHASES, TICK, StreamHub
 from tests.realtime.wsclient import run_async
@@ -75,23 +76,24 @@ def _phase(due: float) -> int:
 
 def test_streams_subscribed_together_are_delivered_in_distinct_phases_one_frame_per_write() -> None:
     async def scenario() -> tuple[list[int], list[RecordingSocket]]:
+        clock = FrozenClock(1_800_000_000.0)
         # Live streams compute from memory: the store's query service is never asked.
-        hub = StreamHub(LiveWindows(), None)  # type: ignore[arg-type]
+        hub = StreamHub(LiveWindows(), None, clock=clock)  # type: ignore[arg-type]
         sockets = [RecordingSocket() for _ in range(3)]
         for n, sock in enumerate(sockets):
             conn = Connection(
-                f"c{n}", PRINCIPAL, time.time() + 3600, _noop_send, _noop_close, direct=sock
+                f"c{n}", PRINCIPAL, clock() + 3600, _noop_send, _noop_close, direct=sock
             )
             hub.register(conn)
             for i in range(10):
                 await hub.subscribe(conn, _spec(f"s{i}", f"{i + 1}m"))
         phases = [_phase(s.next_due) for s in hub.streams.values()]
-        await asyncio.sleep(0.2)  # connected, subscribed and the snapshots go out first
+        await asyncio.sleep(0.05)  # connected, subscribed and the snapshots go out first
         for sock in sockets:
             sock.writes.clear()
-        await hub.start()
-        await asyncio.sleep(2.6)
-        await hub.stop()
+        for _ in range(3 * PHASES):  # three seconds of ticks, on time
+            clock.advance(TICK)
+            await hub.tick()
         return phases, sockets
 
     phases, sockets = run_async(scenario())
@@ -104,7 +106,7 @@ def test_streams_subscribed_together_are_delivered_in_distinct_phases_one_frame_
         for update in updates:
             counts[update["subscription_id"]] += 1
         assert min(counts.values()) >= 2, counts
-        assert max(len(batch) for batch in frames if batch[0]["type"] == "metric_update") == 1
+        assert max(len(batch) for batch in frames) == 1
 
 
 def test_a_new_stream_avoids_the_phase_that_carries_the_most_frames() -> None:
@@ -130,3 +132,30 @@ def test_a_new_stream_avoids_the_phase_that_carries_the_most_frames() -> None:
     popular, late, used = run_async(scenario())
     assert len(used) == PHASES
     assert late != popular
+
+
+def test_streams_that_missed_a_whole_period_are_spread_over_the_phases_again() -> None:
+    async def scenario() -> tuple[list[int], list[int]]:
+        hub = StreamHub(LiveWindows(), None)  # type: ignore[arg-type]
+        sock = RecordingSocket()
+        conn = Connection("c", PRINCIPAL, time.time() + 3600, _noop_send, _noop_close, direct=sock)
+        hub.register(conn)
+        for i in range(10):
+            await hub.subscribe(conn, _spec(f"s{i}", f"{i + 1}m"))
+        await asyncio.sleep(0.1)
+        # The loop was busy for seconds (a crowd connecting): every stream is overdue.
+        stalled = time.time() - 3
+        for stream in hub.streams.values():
+            stream.next_due = stalled
+        sock.writes.clear()
+        await hub.tick()
+        delivered = [len(_texts(data)) for _, data in sock.writes]
+        phases = [_phase(s.next_due) for s in hub.streams.values()]
+        hub.unregister(conn)
+        return phases, delivered
+
+    phases, delivered = run_async(scenario())
+    # All of them now, late as they are, in one write: the loop is behind, so the
+    # socket gets one system call for the ten frames instead of ten.
+    assert delivered == [10]
+    assert len(set(phases)) == 10  # and from the next second on, apart again

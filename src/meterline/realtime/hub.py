@@ -6,11 +6,11 @@ on any connections hold — once, and offers the encoded update to every holder'
 Offering never waits; slow readers are dealt with by their :class:`Connection`.
 
 Delivery is spread in time rather than batched: streams of 1 s and more are given one of
-the twenty 50 ms phases of a second (the least loaded by frames per second), and within
-a tick each stream's frames are handed to the sockets before the next stream is
-computed. So no moment carries every socket's frames at once, which is what makes a
-delivery's tail latency grow with the number of sockets. Per-connection housekeeping
-(expiry, eviction, heartbeats) runs on its own slower timer, never inside a delivery.
+the twenty 50 ms phases of a second (the least loaded by frames per second; placed afresh
+when a busy loop made them miss a whole period), so no moment carries every socket's
+frames at once, which is what makes a delivery's tail latency grow with the number of
+sockets. Per-connection housekeeping (expiry, eviction, heartbeats) runs on its own
+slower timer, never inside a delivery.
 """
 
 from __future__ import annotations
@@ -538,34 +538,66 @@ class StreamHub:
             self._wakeup.set()  # the delivery loop may be sleeping past its first due
         stream.holders[(conn.connection_id, spec.subscription_id)] = conn
 
-    def _first_due(self, frequency: float, now: float) -> float:
+    def _first_due(
+        self,
+        frequency: float,
+        now: float,
+        load: list[float] | None = None,
+        weight: float = 1.0,
+    ) -> float:
         """When a new shared stream is first due: ``frequency`` from now, moved earlier
         (by less than a second, or than its period when that is shorter) to the delivery
         phase that carries the fewest frames per second, so streams created together —
-        and their sockets' frames — do not all land on the same tick."""
+        and their sockets' frames — do not all land on the same tick. With ``load``
+        (from :meth:`_phase_load`) the chosen phase's entry grows by ``weight``, so
+        several streams placed in a row spread out too."""
         every = _phase_step(frequency)
         if every is None:
             return now + frequency
-        load = self._phase_load()
+        if load is None:
+            load = self._phase_load()
         cost = [sum(load[phase::every]) for phase in range(every)]
         target = cost.index(min(cost))
+        for phase in range(target, PHASES, every):
+            load[phase] += weight
         step = math.ceil((now + frequency - min(frequency, 1.0) + TICK) / TICK)
         while step % every != target:
             step += 1
         return step * TICK
 
-    def _phase_load(self) -> list[float]:
-        """Frames per second delivered at each of the :data:`PHASES` phases of a second."""
+    @staticmethod
+    def _weight(stream: SharedStream) -> float:
+        """Frames per second a stream puts on each phase it is delivered at."""
+        return max(1, len(stream.holders)) / max(stream.spec.frequency_seconds, 1.0)
+
+    def _phase_load(self, leave_out: set[int] | None = None) -> list[float]:
+        """Frames per second delivered at each of the :data:`PHASES` phases of a second
+        (without the streams whose ``id`` is in ``leave_out``)."""
         load = [0.0] * PHASES
         for stream in self.streams.values():
-            frequency = stream.spec.frequency_seconds
-            every = _phase_step(frequency)
-            if every is None:
+            every = _phase_step(stream.spec.frequency_seconds)
+            if every is None or (leave_out and id(stream) in leave_out):
                 continue
-            weight = max(1, len(stream.holders)) / max(frequency, 1.0)
+            weight = self._weight(stream)
             for phase in range(round(stream.next_due / TICK) % every, PHASES, every):
                 load[phase] += weight
         return load
+
+    def _reschedule(self, due: list[SharedStream], now: float) -> None:
+        """Set the next delivery of the streams being delivered now: one period on, in
+        the same phase; but a stream that missed a whole period (the loop was busy, as
+        while a crowd connects) is placed afresh, so late streams do not all pile onto
+        this tick and stay there."""
+        missed = [s for s in due if s.next_due + s.spec.frequency_seconds < now + TICK / 2]
+        for stream in due:
+            stream.next_due += stream.spec.frequency_seconds
+        if not missed:
+            return
+        load = self._phase_load(leave_out={id(s) for s in missed})
+        for stream in missed:
+            frequency = stream.spec.frequency_seconds
+            stream.next_due = self._first_due(frequency, now, load, self._weight(stream))
+        log.debug("%d stream deliveries missed a period; placed them afresh", len(missed))
 
     async def _resume(
         self, conn: Connection, sub_id: str, resume: Any, now: float
@@ -806,7 +838,15 @@ class StreamHub:
     def _splice(sub_id: str, seq: int, encoded_body: str) -> str:
         return f"{_update_head(sub_id)}{seq},{encoded_body[1:]}"
 
-    async def _deliver(self, stream: SharedStream, now: float) -> None:
+    async def _deliver(
+        self,
+        stream: SharedStream,
+        now: float,
+        touched: dict[str, Connection] | None = None,
+    ) -> None:
+        """Compute ``stream`` and queue its update for every holder; the sockets are
+        written at once, or left to the caller when it passes ``touched`` (it then writes
+        each connection collected there once)."""
         try:
             body = await self._compute(stream.org_id, stream.spec, now)
         except Exception:
@@ -822,17 +862,28 @@ class StreamHub:
             # real_time coalesces: unchanged values are not re-sent every 250 ms.
             return
         stream.last_metrics, stream.last_fanout = body["metrics"], now
-        self._fan_out(stream, body, now)
+        if touched is not None:
+            self._fan_out(stream, body, now, touched)
+            return
+        touched = {}
+        self._fan_out(stream, body, now, touched)
+        for conn in touched.values():
+            conn.push()
 
-    def _fan_out(self, stream: SharedStream, body: dict[str, Any], now: float) -> None:
-        """Offer one computed update to every holder. The body is encoded once; holders
-        whose subscription id and seq agree (the same dashboard opened many times) share
-        one frame object, so its wire bytes are built once too. Each holder's socket is
-        written once, right after everything for it is queued."""
+    def _fan_out(
+        self,
+        stream: SharedStream,
+        body: dict[str, Any],
+        now: float,
+        touched: dict[str, Connection],
+    ) -> None:
+        """Queue one computed update for every holder, and add the holders' connections
+        to ``touched`` (for the caller to :meth:`Connection.push`). The body is encoded
+        once; holders whose subscription id and seq agree (the same dashboard opened many
+        times) share one frame object, so its wire bytes are built once too."""
         encoded = encode(body)
         frames: dict[tuple[str, int], Outgoing] = {}
         rings = self.rings
-        touched: dict[str, Connection] = {}
         for key, conn in list(stream.holders.items()):
             sub_id = key[1]
             seq = conn.next_seq(sub_id)
@@ -849,8 +900,6 @@ class StreamHub:
             spec = conn.subscriptions.get(sub_id)
             if spec is not None and spec.thresholds:
                 self._evaluate(conn, spec, body, now)
-        for conn in touched.values():
-            conn.push()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -885,25 +934,27 @@ class StreamHub:
             self.m_lag.set(self.lag)
 
     async def tick(self, scheduled: float | None = None) -> float:
-        """Deliver every shared stream that is due, one after another, each one's frames
-        handed to the sockets (a loop step) before the next is computed. Returns how late
-        the last delivery started after ``scheduled`` (the tick's planned time)."""
+        """Deliver every shared stream that is due: compute each, queue its frames, then
+        write every socket that got any once. On time that is one stream (one frame per
+        socket); when the loop has fallen behind, the streams due together share their
+        sockets' writes — fewer system calls exactly when the CPU is short. Frames are
+        stamped with the tick's time, so a wait behind other streams shows as delay.
+        Returns how late the writes started after ``scheduled`` (the planned time)."""
         now = self.clock()
         start = now if scheduled is None else scheduled
-        late = max(0.0, now - start)
         loop = asyncio.get_running_loop()
-        for stream in [s for s in self.streams.values() if not s.busy and now >= s.next_due]:
-            stream.next_due = max(stream.next_due + stream.spec.frequency_seconds, now + TICK / 2)
+        due = [s for s in self.streams.values() if not s.busy and now >= s.next_due]
+        self._reschedule(due, now)
+        touched: dict[str, Connection] = {}
+        for stream in due:
             stream.busy = True
-            if not stream.spec.live:
+            if stream.spec.live:
+                await self._deliver(stream, now, touched)  # in memory: never yields
+            else:
                 loop.create_task(self._deliver(stream, now))
-                continue
-            late = max(late, self.clock() - start)
-            # Stamped with the tick's time, not this stream's turn in it: a frame's
-            # timestamp says when it was due, so its wait behind others shows as delay.
-            await self._deliver(stream, now)
-            # This stream's flushes run in this loop step, before the next computation.
-            await asyncio.sleep(0)
+        late = max(0.0, self.clock() - start)
+        for conn in touched.values():
+            conn.push()
         return late
 
     async def _run_housekeeping(self) -> None:

@@ -11,13 +11,14 @@ Starts a real ``meterline serve`` process. Prints:
 * fan-out: first a bare Starlette broadcast loop (``bench/stream_baseline_app.py``, the
   FastAPI docs' pattern, under uvicorn with the same WebSocket settings) sending one
   ~1 KB frame to every socket every 100 ms; then ``meterline serve`` with ``--clients``
-  connections each holding 4 subscriptions (10 updates/s of ~1 KB) while ingest runs —
-  updates/s per client, frame size, delivery p50/p99 (publish stamp in the frame →
-  client receipt) and the server's CPU (its process and children, from /proc through
-  psutil) — and the ratios to the baseline; the same with one stalled client (never
-  reads, tiny receive window, 20 subscriptions): the share of updates the others still
-  receive and whether the server evicted it; and ``--wide`` clients against the
-  baseline with as many.
+  connections each holding ten 1 s subscriptions (10 updates/s of ~1 KB) —
+  updates/s per client, frame size, delivery p50/p99 (the frame's stamp → client
+  receipt; both servers stamp a frame when its round or tick starts, so waiting behind
+  other frames of the same round counts, a late timer does not) and the server's CPU
+  (its process and children, from /proc through psutil) — and the ratios to the
+  baseline; the same with one stalled client (never reads, tiny receive window, 20
+  subscriptions): the share of updates the others still receive and whether the server
+  evicted it; and ``--wide`` clients against the baseline with as many.
 
 The clients run in two processes on the same (shared) cores as the server: on a busy
 machine their own lag is part of the delivery figures.
@@ -552,7 +553,8 @@ def main() -> None:
     print(
         f"WebSocket server: uvicorn {uvicorn.__version__} ws={settings.stream_ws}"
         f" per-message-deflate={'on' if settings.stream_ws_deflate else 'off'};"
-        f" {os.cpu_count()} cores shared with the client processes"
+        f" {os.cpu_count()} cores shared with the client processes;"
+        f" load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
@@ -591,6 +593,7 @@ def main() -> None:
                 print(f"  the stream's tick ran {lag:.2f} s late (smoothed) at the end of it")
         finally:
             server.stop()
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min)")
 
 
 if __name__ == "__main__":

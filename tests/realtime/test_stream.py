@@ -16,7 +16,7 @@ import websockets
 
 from meterline.auth import AuthService
 from meterline.metadb import engine_from_url
-from tests.helpers import ServerProcess, Tenant, eventually
+from tests.helpers import ServerProcess, Tenant, eventually, make_tenant
 from tests.realtime.traffic import VOCAB
 from tests.realtime.traffic import ingest as _ingest
 from tests.realtime.traffic import traffic as _traffic
@@ -641,6 +641,49 @@ def test_plan_limits_on_subscriptions_and_message_size(
     assert refused["subscription_id"] == "s10"
     assert refused["error"]["code"] == "QUOTA_EXCEEDED"
     assert code == 1009
+
+
+def test_an_org_over_its_plans_streams_is_refused_429_before_the_upgrade_or_closed_4429(
+    stream_server: ServerProcess, stream_dir: Path
+) -> None:
+    # A basic org of its own: 20 streams per node, all held here.
+    tenant = make_tenant(stream_dir, "fullhouse", "basic")
+    url = _ws_url(stream_server, f"?token={_reader_token(stream_server, tenant)}")
+
+    async def scenario() -> tuple[Any, ...]:
+        held = [await connect(url) for _ in range(20)]
+        kinds = {(await recv_json(ws))["type"] for ws in held}
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await connect(url)
+        # A browser cannot read a refused upgrade: accepted, told why, closed 4429.
+        frames, code = await closed_with(await connect(url, origin=_origin(stream_server)))
+        await held[0].close()
+        again = ""
+        for _ in range(50):  # the server forgets the closed stream within a moment
+            try:
+                ws = await connect(url)
+            except websockets.InvalidStatus:
+                await asyncio.sleep(0.1)
+                continue
+            again = (await recv_json(ws))["type"]
+            await ws.close()
+            break
+        for ws in held[1:]:
+            await ws.close()
+        return kinds, refused.value.response, frames, code, again
+
+    kinds, response, frames, code, again = run_async(scenario())
+    assert kinds == {"connected"}
+    assert response.status_code == 429
+    body = json.loads(response.body or b"{}")
+    assert body["error"]["code"] == "QUOTA_EXCEEDED"
+    assert body["error"]["request_id"].startswith("req_")
+    assert "allows 20 per node" in body["error"]["details"]
+    assert response.headers["Retry-After"] == "30"
+    assert response.headers["X-RateLimit-Limit"] == "20"
+    assert code == 4429
+    assert frames[-1]["type"] == "error" and frames[-1]["error"]["code"] == "QUOTA_EXCEEDED"
+    assert again == "connected"
 
 
 def test_subscribe_floods_get_rate_limit_errors_and_the_connection_stays_open(

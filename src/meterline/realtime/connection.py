@@ -184,19 +184,39 @@ class Connection:
         return value
 
     def offer_update(self, subscription_id: str, frame: Outgoing | str) -> None:
-        """Queue a ``metric_update``, replacing any unsent one of the same subscription."""
-        if not self.open:
-            return
+        """Queue a ``metric_update``, replacing any unsent one of the same subscription;
+        it goes out at the end of the current loop step."""
+        if self.queue_update(subscription_id, frame):
+            self._ready()
+
+    def queue_update(self, subscription_id: str, frame: Outgoing | str) -> bool:
+        """Like :meth:`offer_update` but leaves the sending to the caller, who calls
+        :meth:`push` once it has queued everything for this connection (the fan-out
+        does, so a delivery's frames are written at once, without a callback per
+        socket). Returns False when the connection takes no more frames."""
+        if self.state is not ConnectionState.SUBSCRIBED:
+            return False
         if isinstance(frame, str):
             frame = Outgoing(frame)
-        old = self._slots.pop(subscription_id, None)
+        slots = self._slots
+        old = slots.pop(subscription_id, None)
         if old is not None:
             self._bytes -= old.size
             self.drops += 1
-        self._slots[subscription_id] = frame
+        slots[subscription_id] = frame
         self._bytes += frame.size
-        self._ready()
-        self._check_bounds()
+        if self._bytes > OUTBOX_BYTES:
+            self.evict("outbox overflow")
+            return False
+        return True
+
+    def push(self) -> None:
+        """Send what is queued now: one write to a direct socket (when its buffer has
+        room; else the writer waits for it), or wake the ASGI writer."""
+        if self.direct is None:
+            self._wake.set()
+        elif self._clock is not None:
+            self._flush()
 
     def offer(self, message: dict[str, Any]) -> None:
         """Queue an alert or control frame in order; never conflated."""
@@ -235,14 +255,20 @@ class Connection:
             self._wake.set()
             return
         fifo, slots = self._fifo, self._slots
-        if not fifo and not slots:
+        if fifo:
+            chunks = [f.wire() for f in fifo]
+            chunks.extend(f.wire() for f in slots.values())
+            fifo.clear()
+            data = b"".join(chunks)
+        elif len(slots) == 1:
+            data = next(iter(slots.values())).wire()  # the usual case: one update
+        elif slots:
+            data = b"".join([f.wire() for f in slots.values()])
+        else:
             return
-        chunks = [f.wire() for f in fifo]
-        chunks.extend(f.wire() for f in slots.values())
-        fifo.clear()
         slots.clear()
         self._bytes = 0
-        direct.write(b"".join(chunks))
+        direct.write(data)
         self.last_sent = self._clock()
 
     def _check_bounds(self) -> None:

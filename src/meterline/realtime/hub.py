@@ -1,9 +1,16 @@
 """The hub: subscriptions, one computation per distinct subscription, and fan-out.
 
-Each tick (250 ms) the hub computes every *shared stream* that is due — a shared stream
-is the (org, metrics, filters, window, frequency) that any number of subscriptions on
-any connections hold — once, and offers the encoded update to every holder's outbox.
+Every delivery tick (50 ms) the hub computes each *shared stream* that is due — a shared
+stream is the (org, metrics, filters, window, frequency) that any number of subscriptions
+on any connections hold — once, and offers the encoded update to every holder's outbox.
 Offering never waits; slow readers are dealt with by their :class:`Connection`.
+
+Delivery is spread in time rather than batched: streams of 1 s and more are given one of
+the twenty 50 ms phases of a second (the least loaded by frames per second; placed afresh
+when a busy loop made them miss a whole period), so no moment carries every socket's
+frames at once, which is what makes a delivery's tail latency grow with the number of
+sockets. Per-connection housekeeping (expiry, eviction, heartbeats) runs on its own
+slower timer, never inside a delivery.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 import numpy
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from meterline.auth import Principal
 from meterline.clock import Clock, system_clock
 from meterline.errors import (
     MeterlineError,
@@ -52,7 +60,17 @@ from meterline.realtime.window import LiveWindows, OrgWindow
 
 log = logging.getLogger(__name__)
 
-TICK = 0.25
+TICK = 0.05
+"""The delivery tick (seconds)."""
+PHASES = round(1 / TICK)
+"""Delivery phases in a second: a stream of 1 s or more is delivered at one of them."""
+HOUSEKEEPING = 0.25
+"""Seconds between housekeeping rounds over the connections (token expiry, write
+deadlines, client silence, heartbeats, maximum age) and the node's own upkeep."""
+LAG_MEMORY = 1.25
+"""Seconds over which :attr:`StreamHub.lag` smooths the ticks' lateness."""
+IDLE_WAKE = 1.0
+"""The delivery loop wakes at least this often, due streams or not, to measure its lag."""
 REAL_TIME_IDLE = 5.0
 EXPIRY_LEAD = 60.0
 MAX_SUBSCRIPTIONS = 20
@@ -87,6 +105,9 @@ quarter plus five; it sheds at most a tenth of its streams per round, spread ove
 :data:`SHED_SPREAD` seconds so the clients do not all reconnect at once."""
 SHED_SPREAD = 5.0
 CLOSE_TRY_LATER = 1013
+CONNECTION_RETRY_AFTER = 30
+"""Seconds an org over its plan's streams is told to wait (``Retry-After``): a place
+frees only when one of its own streams closes, so a tight retry loop cannot help."""
 CLOSE_REBALANCING = 4012
 
 
@@ -95,6 +116,25 @@ class OverloadedError(MeterlineError):
 
     code = "SERVER_OVERLOADED"
     status = 503
+
+
+class ConnectionLimitError(QuotaExceededError):
+    """The org already holds as many streams on this node as its plan allows (HTTP 429
+    before an upgrade, else close 4429); :attr:`headers` says when to retry."""
+
+    def __init__(self, most: int) -> None:
+        super().__init__(
+            "too many open streams for this org",
+            details=(
+                f"Your plan allows {most} per node. Close a stream you no longer need, or"
+                f" retry in {CONNECTION_RETRY_AFTER} s; do not retry in a loop."
+            ),
+        )
+        self.headers = {
+            "Retry-After": str(CONNECTION_RETRY_AFTER),
+            "X-RateLimit-Limit": str(most),
+            "X-RateLimit-Remaining": "0",
+        }
 
 
 @dataclass(slots=True)
@@ -143,6 +183,18 @@ def org_subscribe_plan(name: str, limits: PlanLimits) -> Plan:
 def _update_head(sub_id: str) -> str:
     """The start of a ``metric_update`` frame of ``sub_id``, up to its seq."""
     return f'{{"type":"metric_update","subscription_id":{json.dumps(sub_id)},"seq":'
+
+
+def _phase_step(frequency: float) -> int | None:
+    """Ticks between a stream's deliveries within a second: :data:`PHASES` for 1 s or
+    more (one phase), fewer for a shorter period that divides the second evenly;
+    ``None`` when it does not (such a stream keeps no phase)."""
+    if frequency >= 1:
+        return PHASES
+    every = round(frequency / TICK)
+    if every < 1 or PHASES % every or abs(every * TICK - frequency) > 1e-9:
+        return None
+    return every
 
 
 def _grace() -> float:
@@ -228,6 +280,9 @@ class StreamHub:
         self.subscribe_limiter = subscribe_limiter(clock)
         self._subscribe_plans: dict[str, Plan] = {}
         self._task: asyncio.Task[None] | None = None
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._per_org: dict[str, int] = {}
         self._last_prune = 0.0
         r = registry or CollectorRegistry()
         self.m_connections = Gauge("meterline_stream_connections", "Open streams", registry=r)
@@ -269,20 +324,24 @@ class StreamHub:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the tick loop (and the Redis relay when there is one)."""
+        """Start the delivery and housekeeping loops (and the Redis relay when there is
+        one)."""
         if self.relay is not None:
             self.relay.on_control.append(self._on_control)
             await self.relay.start()
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._housekeeper = loop.create_task(self._run_housekeeping())
 
     async def stop(self) -> None:
         """Close every connection with 1001 (clients reconnect) and stop ticking."""
         if self.relay is not None:
             await self.relay.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._housekeeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.gather(
             *(
                 c.flush_and_close(1001, "server shutting down", 0.5)
@@ -295,7 +354,19 @@ class StreamHub:
 
     def org_connections(self, org_id: str) -> int:
         """Open connections of one org on this node."""
-        return sum(1 for c in self.connections.values() if c.principal.org_id == org_id)
+        return self._per_org.get(org_id, 0)
+
+    def _forget(self, conn: Connection) -> None:
+        """Take ``conn`` off the node's books (once, whichever way it leaves)."""
+        if self.connections.pop(conn.connection_id, None) is None:
+            return
+        org_id = conn.principal.org_id
+        left = self._per_org.get(org_id, 1) - 1
+        if left > 0:
+            self._per_org[org_id] = left
+        else:
+            self._per_org.pop(org_id, None)
+        self.m_connections.set(len(self.connections))
 
     @staticmethod
     def _plan(plan: str) -> PlanLimits:
@@ -325,11 +396,12 @@ class StreamHub:
             "outbox_frames": FIFO_FRAMES,
         }
 
-    def register(self, conn: Connection) -> dict[str, Any]:
-        """Admit a connection and return its ``connected`` frame; raise
-        :class:`OverloadedError` when this node is full or running late (close 1013),
-        ``QUOTA_EXCEEDED`` when the org holds its plan's streams (close 4429)."""
-        principal = conn.principal
+    def admit(self, principal: Principal) -> None:
+        """Check that a new stream of ``principal`` may open now, without taking a place:
+        raise :class:`OverloadedError` when this node is full or running late (close 1013)
+        and ``QUOTA_EXCEEDED`` (429, with ``Retry-After``) when the org holds its plan's
+        streams on this node (close 4429). Callers may check before a WebSocket upgrade;
+        :meth:`register` checks again when it takes the place."""
         if len(self.connections) >= self.max_connections:
             raise OverloadedError(
                 "this server holds as many streams as it may",
@@ -340,17 +412,22 @@ class StreamHub:
                 "this server is overloaded and takes no new streams right now",
                 details=f"Its updates run {self.lag:.1f} s late; reconnect with backoff.",
             )
-        if self.org_connections(principal.org_id) >= self.connection_limit(principal.plan):
-            raise QuotaExceededError(
-                "too many open streams for this org",
-                details=f"Your plan allows {self.connection_limit(principal.plan)} per node.",
-            )
+        most = self.connection_limit(principal.plan)
+        if self.org_connections(principal.org_id) >= most:
+            raise ConnectionLimitError(most)
+
+    def register(self, conn: Connection) -> dict[str, Any]:
+        """Admit a connection (see :meth:`admit`, whose errors it raises) and return its
+        ``connected`` frame."""
+        principal = conn.principal
+        self.admit(principal)
         conn.transition(ConnectionState.SUBSCRIBED)
         conn.on_evict = self._evicted
         now = self.clock()
         conn.last_sent = now
         self._opened[conn.connection_id] = now
         self.connections[conn.connection_id] = conn
+        self._per_org[principal.org_id] = self._per_org.get(principal.org_id, 0) + 1
         self.m_connections.set(len(self.connections))
         conn.start_writer(self.clock)
         return {
@@ -367,9 +444,8 @@ class StreamHub:
         """Forget a connection and its subscriptions (their rings stay for resume)."""
         for sub_id in list(conn.subscriptions):
             self._detach(conn, sub_id, keep_ring=True)
-        self.connections.pop(conn.connection_id, None)
+        self._forget(conn)
         self._opened.pop(conn.connection_id, None)
-        self.m_connections.set(len(self.connections))
         conn.stop()
 
     def _evicted(self, conn: Connection) -> None:
@@ -379,8 +455,7 @@ class StreamHub:
             if ring is not None:
                 ring.evicted = True
             self._detach(conn, sub_id, keep_ring=True)
-        self.connections.pop(conn.connection_id, None)
-        self.m_connections.set(len(self.connections))
+        self._forget(conn)
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -460,24 +535,69 @@ class StreamHub:
         if stream is None:
             stream = self.streams[shared_key] = SharedStream(org_id, spec)
             stream.next_due = self._first_due(spec.frequency_seconds, self.clock())
+            self._wakeup.set()  # the delivery loop may be sleeping past its first due
         stream.holders[(conn.connection_id, spec.subscription_id)] = conn
 
-    def _first_due(self, frequency: float, now: float) -> float:
-        """When a new shared stream is first due: ``frequency`` from now, moved (earlier,
-        by less than a second) to the tick phase that the fewest streams of 1 s or more
-        use, so streams created together do not all land on the same tick."""
-        if frequency < 1:
+    def _first_due(
+        self,
+        frequency: float,
+        now: float,
+        load: list[float] | None = None,
+        weight: float = 1.0,
+    ) -> float:
+        """When a new shared stream is first due: ``frequency`` from now, moved earlier
+        (by less than a second, or than its period when that is shorter) to the delivery
+        phase that carries the fewest frames per second, so streams created together —
+        and their sockets' frames — do not all land on the same tick. With ``load``
+        (from :meth:`_phase_load`) the chosen phase's entry grows by ``weight``, so
+        several streams placed in a row spread out too."""
+        every = _phase_step(frequency)
+        if every is None:
             return now + frequency
-        slots = round(1 / TICK)
-        load = [0] * slots
-        for stream in self.streams.values():
-            if stream.spec.frequency_seconds >= 1:
-                load[round(stream.next_due / TICK) % slots] += 1
-        target = load.index(min(load))
-        step = math.ceil((now + frequency - 1 + TICK) / TICK)
-        while step % slots != target:
+        if load is None:
+            load = self._phase_load()
+        cost = [sum(load[phase::every]) for phase in range(every)]
+        target = cost.index(min(cost))
+        for phase in range(target, PHASES, every):
+            load[phase] += weight
+        step = math.ceil((now + frequency - min(frequency, 1.0) + TICK) / TICK)
+        while step % every != target:
             step += 1
         return step * TICK
+
+    @staticmethod
+    def _weight(stream: SharedStream) -> float:
+        """Frames per second a stream puts on each phase it is delivered at."""
+        return max(1, len(stream.holders)) / max(stream.spec.frequency_seconds, 1.0)
+
+    def _phase_load(self, leave_out: set[int] | None = None) -> list[float]:
+        """Frames per second delivered at each of the :data:`PHASES` phases of a second
+        (without the streams whose ``id`` is in ``leave_out``)."""
+        load = [0.0] * PHASES
+        for stream in self.streams.values():
+            every = _phase_step(stream.spec.frequency_seconds)
+            if every is None or (leave_out and id(stream) in leave_out):
+                continue
+            weight = self._weight(stream)
+            for phase in range(round(stream.next_due / TICK) % every, PHASES, every):
+                load[phase] += weight
+        return load
+
+    def _reschedule(self, due: list[SharedStream], now: float) -> None:
+        """Set the next delivery of the streams being delivered now: one period on, in
+        the same phase; but a stream that missed a whole period (the loop was busy, as
+        while a crowd connects) is placed afresh, so late streams do not all pile onto
+        this tick and stay there."""
+        missed = [s for s in due if s.next_due + s.spec.frequency_seconds < now + TICK / 2]
+        for stream in due:
+            stream.next_due += stream.spec.frequency_seconds
+        if not missed:
+            return
+        load = self._phase_load(leave_out={id(s) for s in missed})
+        for stream in missed:
+            frequency = stream.spec.frequency_seconds
+            stream.next_due = self._first_due(frequency, now, load, self._weight(stream))
+        log.debug("%d stream deliveries missed a period; placed them afresh", len(missed))
 
     async def _resume(
         self, conn: Connection, sub_id: str, resume: Any, now: float
@@ -718,7 +838,15 @@ class StreamHub:
     def _splice(sub_id: str, seq: int, encoded_body: str) -> str:
         return f"{_update_head(sub_id)}{seq},{encoded_body[1:]}"
 
-    async def _deliver(self, stream: SharedStream, now: float) -> None:
+    async def _deliver(
+        self,
+        stream: SharedStream,
+        now: float,
+        touched: dict[str, Connection] | None = None,
+    ) -> None:
+        """Compute ``stream`` and queue its update for every holder; the sockets are
+        written at once, or left to the caller when it passes ``touched`` (it then writes
+        each connection collected there once)."""
         try:
             body = await self._compute(stream.org_id, stream.spec, now)
         except Exception:
@@ -734,12 +862,25 @@ class StreamHub:
             # real_time coalesces: unchanged values are not re-sent every 250 ms.
             return
         stream.last_metrics, stream.last_fanout = body["metrics"], now
-        self._fan_out(stream, body, now)
+        if touched is not None:
+            self._fan_out(stream, body, now, touched)
+            return
+        touched = {}
+        self._fan_out(stream, body, now, touched)
+        for conn in touched.values():
+            conn.push()
 
-    def _fan_out(self, stream: SharedStream, body: dict[str, Any], now: float) -> None:
-        """Offer one computed update to every holder. The body is encoded once; holders
-        whose subscription id and seq agree (the same dashboard opened many times) share
-        one frame object, so its wire bytes are built once too."""
+    def _fan_out(
+        self,
+        stream: SharedStream,
+        body: dict[str, Any],
+        now: float,
+        touched: dict[str, Connection],
+    ) -> None:
+        """Queue one computed update for every holder, and add the holders' connections
+        to ``touched`` (for the caller to :meth:`Connection.push`). The body is encoded
+        once; holders whose subscription id and seq agree (the same dashboard opened many
+        times) share one frame object, so its wire bytes are built once too."""
         encoded = encode(body)
         frames: dict[tuple[str, int], Outgoing] = {}
         rings = self.rings
@@ -749,7 +890,8 @@ class StreamHub:
             frame = frames.get((sub_id, seq))
             if frame is None:
                 frame = frames[(sub_id, seq)] = Outgoing(self._splice(sub_id, seq, encoded))
-            conn.offer_update(sub_id, frame)
+            if conn.queue_update(sub_id, frame):
+                touched[key[0]] = conn
             ring = rings.get(key)
             if ring is None:
                 self._record(conn, sub_id, seq, encoded)
@@ -762,34 +904,73 @@ class StreamHub:
     # -- the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        """The delivery loop. It wakes on the tick of the next due stream (ticks fall
+        half a tick into each phase, so a stream due at its phase is never missed by a
+        wake-up a hair early), at least every :data:`IDLE_WAKE` seconds to keep
+        measuring its lag, and at once when a new stream appears; ticks it is too late
+        for are skipped, not run back to back."""
+        last = self.clock()
         while True:
-            started = loop.time()
+            now = self.clock()
+            due = min((s.next_due for s in self.streams.values()), default=now + IDLE_WAKE)
+            wake = math.ceil(min(max(due, now), now + IDLE_WAKE) / TICK - 0.5) * TICK + TICK / 2
+            self._wakeup.clear()
             try:
-                await self.tick()
+                await asyncio.wait_for(self._wakeup.wait(), max(0.0, wake - now))
+                continue  # a new stream: plan again
+            except TimeoutError:
+                pass
+            late = 0.0
+            try:
+                late = await self.tick(wake)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("stream tick failed")
-            await asyncio.sleep(TICK)
-            # How late the next tick starts: its own work plus a busy loop's delay.
-            late = max(0.0, loop.time() - started - TICK)
-            self.lag = 0.8 * self.lag + 0.2 * late
+            now = self.clock()
+            weight = min(1.0, max(0.0, now - last) / LAG_MEMORY)
+            last = now
+            self.lag += weight * (late - self.lag)
             self.m_lag.set(self.lag)
 
-    async def tick(self) -> None:
-        """Deliver every due shared stream, then look after each connection."""
+    async def tick(self, scheduled: float | None = None) -> float:
+        """Deliver every shared stream that is due: compute each, queue its frames, then
+        write every socket that got any once. On time that is one stream (one frame per
+        socket); when the loop has fallen behind, the streams due together share their
+        sockets' writes — fewer system calls exactly when the CPU is short. Frames are
+        stamped with the tick's time, so a wait behind other streams shows as delay.
+        Returns how late the writes started after ``scheduled`` (the planned time)."""
         now = self.clock()
-        for stream in list(self.streams.values()):
-            if stream.busy or now < stream.next_due:
-                continue
-            stream.next_due = max(stream.next_due + stream.spec.frequency_seconds, now + TICK / 2)
+        start = now if scheduled is None else scheduled
+        loop = asyncio.get_running_loop()
+        due = [s for s in self.streams.values() if not s.busy and now >= s.next_due]
+        self._reschedule(due, now)
+        touched: dict[str, Connection] = {}
+        for stream in due:
+            stream.busy = True
             if stream.spec.live:
-                stream.busy = True
-                await self._deliver(stream, now)
+                await self._deliver(stream, now, touched)  # in memory: never yields
             else:
-                stream.busy = True
-                asyncio.get_running_loop().create_task(self._deliver(stream, now))
+                loop.create_task(self._deliver(stream, now))
+        late = max(0.0, self.clock() - start)
+        for conn in touched.values():
+            conn.push()
+        return late
+
+    async def _run_housekeeping(self) -> None:
+        """Look after the connections and the node every :data:`HOUSEKEEPING` seconds,
+        apart from deliveries."""
+        while True:
+            await asyncio.sleep(HOUSEKEEPING)
+            try:
+                self.housekeep(self.clock())
+            except Exception:
+                log.exception("stream housekeeping failed")
+
+    def housekeep(self, now: float) -> None:
+        """One housekeeping round: evict stalled or silent connections, warn of and
+        enforce token expiry and maximum age, send heartbeats, update the gauges, prune
+        old live buckets and resume rings, and start revocation and load checks."""
         deepest = direct = 0
         for conn in list(self.connections.values()):
             deepest = max(deepest, conn.depth)
@@ -964,8 +1145,7 @@ class StreamHub:
         """Flush, close with ``code`` and forget the connection, without blocking the tick."""
         for sub_id in list(conn.subscriptions):
             self._detach(conn, sub_id, keep_ring=True)
-        self.connections.pop(conn.connection_id, None)
-        self.m_connections.set(len(self.connections))
+        self._forget(conn)
         asyncio.get_running_loop().create_task(conn.flush_and_close(code, reason))
 
     def refresh(self, conn: Connection, expires_at: float) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from meterline.realtime import (
     error_frame,
     parse_subscribe,
 )
-from meterline.realtime.hub import CLOSE_TRY_LATER, OverloadedError
+from meterline.realtime.hub import CLOSE_TRY_LATER, OverloadedError, StreamHub
 from meterline.realtime.protocol import iso_now
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,9 @@ async def _deny(ws: WebSocket, exc: MeterlineError) -> None:
         validation_errors=exc.validation_errors,
     )
     headers = {"X-Request-ID": request_id}
+    extra = getattr(exc, "headers", None)  # Retry-After and limits of a refused stream
+    if isinstance(extra, dict):
+        headers.update(extra)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="meterline"'
     await ws.send_denial_response(JSONResponse(body, status_code=exc.status, headers=headers))
@@ -196,13 +199,26 @@ def _can_deny(ws: WebSocket) -> bool:
     return "websocket.http.response" in (ws.scope.get("extensions") or {})
 
 
+def _admit_before_upgrade(ws: WebSocket, hub: StreamHub, principal: Principal) -> None:
+    """Refuse an org over its plan's streams before the upgrade, for a client that can
+    read the HTTP answer. Overload (1013) is left to :meth:`StreamHub.register` after the
+    upgrade, so every client learns of it the same way and reconnects with backoff."""
+    if _is_browser(ws) or not _can_deny(ws):
+        return  # the connection limit is checked by register, then closed 4429
+    try:
+        hub.admit(principal)
+    except OverloadedError:
+        return
+
+
 @router.websocket("/v2/stream")
 async def stream(ws: WebSocket) -> None:
     """The live stream; see ``STREAM.md`` for the protocol.
 
     Bad credentials from a non-browser client are refused before the upgrade (HTTP 401
-    or 403 with the error body); a browser's upgrade is accepted so it can read the
-    ``error`` frame, then closed with 4401, 4403 or 1008.
+    or 403 with the error body), and so is an org over its plan's streams (HTTP 429
+    ``QUOTA_EXCEEDED`` with ``Retry-After``); a browser's upgrade is accepted so it can
+    read the ``error`` frame, then closed with 4401, 4403, 1008 or 4429.
     """
     svc: Services = ws.app.state.services
     hub = svc.hub
@@ -211,6 +227,7 @@ async def stream(ws: WebSocket) -> None:
     try:
         principal, expires_at = _authenticate(ws, svc)
         principal.require(Scope.ANALYTICS_READ)
+        _admit_before_upgrade(ws, hub, principal)
     except MeterlineError as exc:
         if not _is_browser(ws) and _can_deny(ws):
             await _deny(ws, exc)

@@ -90,6 +90,10 @@ ROWS_PER_BUCKET: dict[str, float] = {"totals": 2.0}
 event type; wider widths keep one per dimension combination (see ``DEFAULT_ROWS``)."""
 
 DEFAULT_ROWS = 60.0
+"""Rows per bucket planned for widths keyed by several dimensions (routes: ~60 in the
+benchmark's traffic; real APIs have from a handful to thousands)."""
+
+_Plan = tuple[float, list[Segment]]
 
 
 def row_cost(query: MetricQuery) -> float:
@@ -114,8 +118,9 @@ def plan_segments(query: MetricQuery, *, use_rollups: bool = True) -> list[Segme
         lv for lv in _LEVELS if lv in width.granularities and (limit is None or _divides(lv, limit))
     ]
     per_bucket = ROWS_PER_BUCKET.get(width.name, DEFAULT_ROWS) * row_cost(query)
-    _, segments = _cheapest(start, end, tuple(levels), rollup_table(width.name), per_bucket)
-    return sorted(segments, key=lambda s: s.start)
+    planner = _Tiler(rollup_table(width.name), per_bucket)
+    _, segments = planner.cheapest(start, end, tuple(levels))
+    return segments
 
 
 def _divides(level: str, bucket_seconds: int) -> bool:
@@ -124,28 +129,44 @@ def _divides(level: str, bucket_seconds: int) -> bool:
     return seconds <= bucket_seconds and bucket_seconds % seconds == 0
 
 
-def _cheapest(
-    start: datetime, end: datetime, levels: tuple[str, ...], table: str, per_bucket: float
-) -> tuple[float, list[Segment]]:
-    """The cheapest exact tiling of ``[start, end)`` by ``levels`` (coarsest first).
+class _Tiler:
+    """Finds the cheapest exact tiling of a range by a table's levels (memoised: the
+    edges of different middle levels share their sub-tilings)."""
 
-    A tiling takes whole buckets of one level in the middle and tiles each edge, which
-    is shorter than one of those buckets, with finer levels; what no level covers is
-    read raw. Ties keep the coarser middle level (fewer rows).
-    """
-    if start >= end:
-        return 0.0, []
-    raw_cost = RANGE_COST + (end - start).total_seconds() * RAW_COST_PER_SECOND
-    best: tuple[float, list[Segment]] = (raw_cost, [Segment("events", start, end)])
-    for index, level in enumerate(levels):
-        inner_start, inner_end = _ceil(start, level), _floor(end, level)
-        if inner_start >= inner_end:
-            continue
-        finer = levels[index + 1 :]
-        buckets = (inner_end - inner_start).total_seconds() / ROLLUP_LEVELS[level][1]
-        left = _cheapest(start, inner_start, finer, table, per_bucket)
-        right = _cheapest(inner_end, end, finer, table, per_bucket)
-        cost = RANGE_COST + buckets * per_bucket + left[0] + right[0]
-        if cost < best[0]:
-            best = (cost, [*left[1], Segment(table, inner_start, inner_end, level), *right[1]])
-    return best
+    def __init__(self, table: str, per_bucket: float) -> None:
+        self.table = table
+        self.per_bucket = per_bucket
+        self.memo: dict[tuple[datetime, datetime, tuple[str, ...]], _Plan] = {}
+
+    def cheapest(self, start: datetime, end: datetime, levels: tuple[str, ...]) -> _Plan:
+        """The cheapest tiling of ``[start, end)`` by ``levels`` (coarsest first), in time
+        order, with its cost.
+
+        A tiling takes whole buckets of one level in the middle and tiles each edge, which
+        is shorter than one of those buckets, with finer levels; what no level covers is
+        read raw. Ties keep the coarser middle level (fewer rows).
+        """
+        if start >= end:
+            return 0.0, []
+        key = (start, end, levels)
+        if key in self.memo:
+            return self.memo[key]
+        raw_cost = RANGE_COST + (end - start).total_seconds() * RAW_COST_PER_SECOND
+        best: _Plan = (raw_cost, [Segment("events", start, end)])
+        for index, level in enumerate(levels):
+            inner_start, inner_end = _ceil(start, level), _floor(end, level)
+            if inner_start >= inner_end:
+                continue
+            finer = levels[index + 1 :]
+            buckets = (inner_end - inner_start).total_seconds() / ROLLUP_LEVELS[level][1]
+            cost = RANGE_COST + buckets * self.per_bucket
+            if cost >= best[0]:
+                continue
+            left = self.cheapest(start, inner_start, finer)
+            right = self.cheapest(inner_end, end, finer)
+            cost += left[0] + right[0]
+            if cost < best[0]:
+                middle = Segment(self.table, inner_start, inner_end, level)
+                best = (cost, [*left[1], middle, *right[1]])
+        self.memo[key] = best
+        return best

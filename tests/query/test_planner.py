@@ -89,15 +89,16 @@ def test_totals_trade_a_few_more_rows_for_fewer_conditions() -> None:
     assert spans(aligned) == [("rollup_totals@day", "01 00:00:00", "08 00:00:00")]
 
 
-def test_exact_consumer_sets_keep_the_fewest_rows() -> None:
-    query = q("2026-11-01T10:47:00", "2026-11-02T10:47:00", metrics=("unique_consumers",))
-    assert [s.level for s in plan_segments(query)] == [
+def test_wide_widths_trade_rows_for_conditions_only_without_states() -> None:
+    """Sums are cheap to read: a sums-only week over routes reads hours in one condition."""
+    week = ("2026-11-01T10:47:00", "2026-11-08T10:47:00")
+    assert [s.level for s in plan_segments(q(*week, dimensions=("route",)))] == [
         "minute",
-        "tenminute",
         "hour",
-        "tenminute",
         "minute",
     ]
+    with_sketches = q(*week, dimensions=("route",), metrics=("latency_p95",))
+    assert len(plan_segments(with_sketches)) == 7
 
 
 @pytest.mark.parametrize("seed", range(40))

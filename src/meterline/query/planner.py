@@ -13,7 +13,8 @@ costs the engine about as much as unpacking a couple of hundred latency sketches
 each rollup row read costs what its aggregate states cost to unpack. So a range over the
 one-row-per-bucket totals reads its sub-hour edges as plain minutes and a week as hours
 (three conditions instead of up to seven), while a range over routes, whose buckets
-hold dozens of rows, keeps the finest tiling that reads the fewest rows.
+hold dozens of rows, keeps the finest tiling that reads the fewest rows unless it reads
+sums only.
 """
 
 from __future__ import annotations

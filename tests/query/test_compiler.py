@@ -36,6 +36,7 @@ def test_every_level_of_a_range_is_one_read_of_one_table() -> None:
     query = parse_query(
         {
             "metrics": ["requests", "latency_p95"],
+            "dimensions": ["route"],
             "start": "2026-11-01T22:31:00Z",
             "end": "2026-11-04T01:10:00Z",
         },
@@ -44,7 +45,7 @@ def test_every_level_of_a_range_is_one_read_of_one_table() -> None:
     compiled = compile_query(query, "o")
     assert {s.level for s in compiled.segments} == {"minute", "tenminute", "hour", "day"}
     assert compiled.sql.count(" FROM ") == 1
-    assert "FROM {db}.rollup_totals WHERE" in compiled.sql
+    assert "FROM {db}.rollup_routes WHERE" in compiled.sql
     for level in ("minute", "tenminute", "hour", "day"):
         assert f"level = '{level}' AND bucket >= " in compiled.sql
     # One read aggregates to final values: no partial states merged a second time.

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from meterline.query import Filter, MetricQuery, TimeRange, plan_segments
+from meterline.store import GRANULARITY_SECONDS, ROLLUP_LEVELS
 
 
 def q(start: str, end: str, **kw: object) -> MetricQuery:
@@ -10,7 +14,8 @@ def q(start: str, end: str, **kw: object) -> MetricQuery:
         datetime.fromisoformat(start).replace(tzinfo=UTC),
         datetime.fromisoformat(end).replace(tzinfo=UTC),
     )
-    return MetricQuery(metrics=("requests",), time_range=tr, **kw)  # type: ignore[arg-type]
+    kw.setdefault("metrics", ("requests",))
+    return MetricQuery(time_range=tr, **kw)  # type: ignore[arg-type]
 
 
 def spans(query: MetricQuery) -> list[tuple[str, str, str]]:
@@ -24,30 +29,107 @@ def spans(query: MetricQuery) -> list[tuple[str, str, str]]:
     ]
 
 
-def test_range_is_tiled_coarsest_first_without_gaps_or_overlaps() -> None:
-    query = q("2026-11-01T22:30:15", "2026-11-04T01:10:40")
+def test_range_is_tiled_without_gaps_or_overlaps() -> None:
+    """Over routes, whose buckets hold many rows, the edges are tiled finest-first."""
+    query = q(
+        "2026-11-01T22:30:15",
+        "2026-11-04T01:10:40",
+        metrics=("latency_p95",),
+        dimensions=("route",),
+    )
     assert spans(query) == [
         ("events", "01 22:30:15", "01 22:31:00"),
-        ("rollup_totals@minute", "01 22:31:00", "01 22:40:00"),
-        ("rollup_totals@tenminute", "01 22:40:00", "01 23:00:00"),
-        ("rollup_totals@hour", "01 23:00:00", "02 00:00:00"),
-        ("rollup_totals@day", "02 00:00:00", "04 00:00:00"),
-        ("rollup_totals@hour", "04 00:00:00", "04 01:00:00"),
-        ("rollup_totals@tenminute", "04 01:00:00", "04 01:10:00"),
+        ("rollup_routes@minute", "01 22:31:00", "01 22:40:00"),
+        ("rollup_routes@tenminute", "01 22:40:00", "01 23:00:00"),
+        ("rollup_routes@hour", "01 23:00:00", "02 00:00:00"),
+        ("rollup_routes@day", "02 00:00:00", "04 00:00:00"),
+        ("rollup_routes@hour", "04 00:00:00", "04 01:00:00"),
+        ("rollup_routes@tenminute", "04 01:00:00", "04 01:10:00"),
         ("events", "04 01:10:00", "04 01:10:40"),
     ]
 
 
 def test_edges_of_a_relative_day_need_few_rows() -> None:
-    """A 24-hour range ending at a minute reads at most 9 + 5 rows per edge below hours."""
-    query = q("2026-11-01T10:47:00", "2026-11-02T10:47:00")
+    """A 24-hour range ending at a minute reads at most 9 + 5 buckets per edge below hours."""
+    query = q(
+        "2026-11-01T10:47:00",
+        "2026-11-02T10:47:00",
+        metrics=("latency_p95",),
+        dimensions=("route",),
+    )
     assert spans(query) == [
-        ("rollup_totals@minute", "01 10:47:00", "01 10:50:00"),
-        ("rollup_totals@tenminute", "01 10:50:00", "01 11:00:00"),
-        ("rollup_totals@hour", "01 11:00:00", "02 10:00:00"),
-        ("rollup_totals@tenminute", "02 10:00:00", "02 10:40:00"),
-        ("rollup_totals@minute", "02 10:40:00", "02 10:47:00"),
+        ("rollup_routes@minute", "01 10:47:00", "01 10:50:00"),
+        ("rollup_routes@tenminute", "01 10:50:00", "01 11:00:00"),
+        ("rollup_routes@hour", "01 11:00:00", "02 10:00:00"),
+        ("rollup_routes@tenminute", "02 10:00:00", "02 10:40:00"),
+        ("rollup_routes@minute", "02 10:40:00", "02 10:47:00"),
     ]
+
+
+def test_totals_trade_a_few_more_rows_for_fewer_conditions() -> None:
+    """One row per bucket: whole minutes for the edges and hours for a week beat seven
+    conditions; a sums-only day reads its minutes in one condition."""
+    day = q("2026-11-01T10:47:00", "2026-11-02T10:47:00", metrics=("latency_p95",))
+    assert spans(day) == [
+        ("rollup_totals@minute", "01 10:47:00", "01 11:00:00"),
+        ("rollup_totals@hour", "01 11:00:00", "02 10:00:00"),
+        ("rollup_totals@minute", "02 10:00:00", "02 10:47:00"),
+    ]
+    week = q("2026-11-01T10:47:00", "2026-11-08T10:47:00", metrics=("latency_p95",))
+    assert spans(week) == [
+        ("rollup_totals@minute", "01 10:47:00", "01 11:00:00"),
+        ("rollup_totals@hour", "01 11:00:00", "08 10:00:00"),
+        ("rollup_totals@minute", "08 10:00:00", "08 10:47:00"),
+    ]
+    assert spans(q("2026-11-01T10:47:00", "2026-11-02T10:47:00")) == [
+        ("rollup_totals@minute", "01 10:47:00", "02 10:47:00")
+    ]
+    # Aligned edges need no finer level at all.
+    aligned = q("2026-11-01T00:00:00", "2026-11-08T00:00:00", metrics=("latency_p95",))
+    assert spans(aligned) == [("rollup_totals@day", "01 00:00:00", "08 00:00:00")]
+
+
+def test_wide_widths_trade_rows_for_conditions_only_without_states() -> None:
+    """Sums are cheap to read: a sums-only week over routes reads hours in one condition."""
+    week = ("2026-11-01T10:47:00", "2026-11-08T10:47:00")
+    assert [s.level for s in plan_segments(q(*week, dimensions=("route",)))] == [
+        "minute",
+        "hour",
+        "minute",
+    ]
+    with_sketches = q(*week, dimensions=("route",), metrics=("latency_p95",))
+    assert len(plan_segments(with_sketches)) == 7
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_plan_tiles_its_range_exactly(seed: int) -> None:
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400 * 3))
+    if rng.random() < 0.7:
+        start = start.replace(second=0)
+    end = start + timedelta(seconds=rng.randrange(1, 86400 * 9))
+    metrics = rng.choice([("requests",), ("latency_p95",), ("unique_consumers",)])
+    dimensions = rng.choice([(), ("route",), ("consumer_id",), ("status",)])
+    granularity = rng.choice([None, None, "minute", "hour", "day"])
+    query = MetricQuery(
+        metrics=metrics,
+        time_range=TimeRange(start, end),
+        dimensions=dimensions,
+        granularity=granularity,
+    )
+    segments = plan_segments(query)
+    assert segments[0].start == start and segments[-1].end == end
+    for before, after in zip(segments, segments[1:], strict=False):
+        assert before.end == after.start
+    for segment in segments:
+        if segment.level is not None:
+            seconds = ROLLUP_LEVELS[segment.level][1]
+            assert segment.start.timestamp() % seconds == 0
+            assert segment.end.timestamp() % seconds == 0
+            if granularity:
+                assert seconds <= GRANULARITY_SECONDS[granularity]
+        else:
+            assert segment.is_raw
 
 
 def test_granularity_caps_the_level() -> None:

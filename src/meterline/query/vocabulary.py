@@ -23,6 +23,8 @@ class Intermediate:
     ``raw_final`` and ``rollup_final`` compute the merged value in one step, for a query
     that reads a single table and so has nothing to merge; they default to ``raw`` and
     ``rollup`` (right for sums, counts, minima and maxima, whose partials are final).
+    ``row_cost`` is what reading it from one rollup row costs, in units of unpacking one
+    latency sketch: the planner weighs rows read against conditions with it.
     """
 
     raw: str
@@ -30,6 +32,7 @@ class Intermediate:
     merge: str
     raw_final: str | None = None
     rollup_final: str | None = None
+    row_cost: float = 0.01
 
     def final(self, *, raw: bool) -> str:
         """The one-step aggregate over raw events (``raw``) or over a rollup table."""
@@ -66,6 +69,7 @@ INTERMEDIATES: dict[str, Intermediate] = {
         latency_sketch("Merge"),
         latency_sketch("If") + f"(latency_ms, {_REQ} AND latency_ms >= 0)",
         latency_sketch("MergeIf") + f"(latency_q, {_REQ})",
+        row_cost=1.0,
     ),
     "req_consumers": Intermediate(
         f"uniqExactStateIf(consumer_id, {_REQ} AND consumer_id != '')",
@@ -73,6 +77,9 @@ INTERMEDIATES: dict[str, Intermediate] = {
         "uniqExactMerge",
         f"uniqExactIf(consumer_id, {_REQ} AND consumer_id != '')",
         f"uniqExactMergeIf(consumers, {_REQ})",
+        # Measured on 10M events from 5,000 consumers, an exact set costs about as much
+        # to read and merge as a latency sketch: fewer conditions won there too.
+        row_cost=1.0,
     ),
     "llm_count": Intermediate(f"countIf({_LLM})", f"sumIf(requests, {_LLM})", "sum"),
     "llm_input_tokens": Intermediate("sum(input_tokens)", "sum(input_tokens)", "sum"),

@@ -274,15 +274,29 @@ print("consistent", "no-scratch" if not scratch_tables(store) else "scratch")
 """
 
 
+def crash_while_moving(data: Path, org: str, log: Path) -> None:
+    """Import ``log`` in a process that ends in the middle of its bulk load's move."""
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH, str(data / "store"), org, str(log)], capture_output=True
+    )
+    assert crashed.returncode == 3, crashed.stderr.decode()[-2000:]
+
+
+def stored_after(data: Path, org: str) -> list[str]:
+    """What another process finds in the store: events, consistency, scratch tables."""
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK, str(data / "store"), org], capture_output=True, timeout=300
+    )
+    assert checked.returncode == 0, checked.stderr.decode()[-2000:]
+    return checked.stdout.decode().split()
+
+
 def test_a_python_import_after_an_interrupted_load_counts_nothing_twice(tmp_path: Path) -> None:
     data = tmp_path / "data"
     org = make_tenant(data, "crashed").org_id
     log = tmp_path / "access.log"
     write_log(log, 600, timed=True, seed=17)
-    crashed = subprocess.run(
-        [sys.executable, "-c", CRASH, str(data / "store"), org, str(log)], capture_output=True
-    )
-    assert crashed.returncode == 3, crashed.stderr.decode()[-2000:]
+    crash_while_moving(data, org, log)
     done = subprocess.run(
         [sys.executable, "-m", "meterline", "import", str(log), "--org", "crashed"]
         + ["--data-dir", str(data), "--no-engine", "--json", "--no-progress"],
@@ -292,11 +306,7 @@ def test_a_python_import_after_an_interrupted_load_counts_nothing_twice(tmp_path
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
     assert (summary["imported"], summary["duplicates"]) == (0, 600)
-    checked = subprocess.run(
-        [sys.executable, "-c", CHECK, str(data / "store"), org], capture_output=True, timeout=300
-    )
-    assert checked.returncode == 0, checked.stderr.decode()[-2000:]
-    assert checked.stdout.decode().split() == ["600", "consistent", "no-scratch"]
+    assert stored_after(data, org) == ["600", "consistent", "no-scratch"]
 
 
 def test_a_server_start_completes_an_interrupted_load(tmp_path: Path) -> None:
@@ -304,18 +314,11 @@ def test_a_server_start_completes_an_interrupted_load(tmp_path: Path) -> None:
     org = make_tenant(data, "restarted").org_id
     log = tmp_path / "access.log"
     write_log(log, 500, timed=True, seed=19)
-    crashed = subprocess.run(
-        [sys.executable, "-c", CRASH, str(data / "store"), org, str(log)], capture_output=True
-    )
-    assert crashed.returncode == 3, crashed.stderr.decode()[-2000:]
+    crash_while_moving(data, org, log)
     server = ServerProcess(data)
     server.start()
     server.stop()
-    checked = subprocess.run(
-        [sys.executable, "-c", CHECK, str(data / "store"), org], capture_output=True, timeout=300
-    )
-    assert checked.returncode == 0, checked.stderr.decode()[-2000:]
-    assert checked.stdout.decode().split() == ["500", "consistent", "no-scratch"]
+    assert stored_after(data, org) == ["500", "consistent", "no-scratch"]
 
 
 def test_a_bulk_load_reports_its_rollup_building(chdb_store: Store, tmp_path: Path) -> None:

@@ -183,6 +183,24 @@ def fail_at(
         monkeypatch.setattr(bulk, "discard", lambda store, token: None)
 
 
+def interrupted_run(
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    org: str,
+    log: Path,
+    marker: str,
+    nth: int,
+    *,
+    crash: bool,
+) -> None:
+    """A bulk import of ``log`` interrupted at the ``nth`` statement containing ``marker``
+    (see :func:`fail_at`); the store is left as the interruption left it."""
+    fail_at(store, monkeypatch, marker, nth, crash=crash)
+    with pytest.raises(Interrupt):
+        run(store, org, log, 0)
+    monkeypatch.undo()
+
+
 @pytest.mark.parametrize("crash", [False, True], ids=["error", "killed"])
 def test_an_import_interrupted_while_building_leaves_nothing(
     chdb_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash: bool
@@ -190,10 +208,7 @@ def test_an_import_interrupted_while_building_leaves_nothing(
     org = f"org_bulk_building_{crash}"
     log = tmp_path / "access.log"
     write_log(log, 1200, timed=True, seed=7)
-    fail_at(chdb_store, monkeypatch, "_rollup_routes (org_id", 1, crash=crash)
-    with pytest.raises(Interrupt):
-        run(chdb_store, org, log, 0)
-    monkeypatch.undo()
+    interrupted_run(chdb_store, monkeypatch, org, log, "_rollup_routes (org_id", 1, crash=crash)
     assert events(chdb_store, org) == []
     assert rollups(chdb_store, org) == {width.name: [] for width in ROLLUP_WIDTHS}
     assert bool(scratch_tables(chdb_store)) == crash
@@ -216,10 +231,7 @@ def test_an_import_interrupted_while_moving_in_is_completed_once(
     # middle of the rollups, or at the events' last month.
     moves = months * (len(ROLLUP_WIDTHS) + 1)
     nth = months + 2 if at == "rollups" else moves
-    fail_at(chdb_store, monkeypatch, "MOVE PARTITION", nth, crash=True)
-    with pytest.raises(Interrupt):
-        run(chdb_store, org, log, 0)
-    monkeypatch.undo()
+    interrupted_run(chdb_store, monkeypatch, org, log, "MOVE PARTITION", nth, crash=True)
     assert scratch_tables(chdb_store)
 
     result = run(chdb_store, org, log, 0)  # completes the first, then finds it all stored
@@ -236,10 +248,7 @@ def test_an_interrupted_load_is_completed_when_the_store_is_next_opened_for_impo
     org = "org_bulk_reopened"
     log = tmp_path / "access.log"
     write_log(log, 800, timed=False, seed=13)
-    fail_at(chdb_store, monkeypatch, "MOVE PARTITION", 1, crash=True)
-    with pytest.raises(Interrupt):
-        run(chdb_store, org, log, 0)
-    monkeypatch.undo()
+    interrupted_run(chdb_store, monkeypatch, org, log, "MOVE PARTITION", 1, crash=True)
     assert events(chdb_store, org) == []
     assert bulk.finish_interrupted(chdb_store) == 1
     assert len(events(chdb_store, org)) == 800

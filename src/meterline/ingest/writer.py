@@ -131,7 +131,6 @@ class IngestWriter:
         self.store = store
         self.wal = WriteAheadLog(wal_dir, fsync=fsync)
         self.flush_rows = flush_rows
-        self.flush_interval = flush_interval
         self.delay = FlushDelay(flush_interval, flush_max_delay)
         self.max_pending_rows = max_pending_rows
         self.recent = RecentKeys(dedup_capacity)

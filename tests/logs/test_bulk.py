@@ -64,9 +64,7 @@ def rollups(store: Store, org: str) -> dict[str, list[dict[str, Any]]]:
     """Every rollup row of ``org``, equal keys merged, states finalised."""
     merged = {
         name: (
-            f"quantilesDDMerge(0.01, 0.5, 0.95, 0.99)({name})"
-            if name == "latency_q"
-            else f"uniqExactMerge({name})"
+            f"uniqExactMerge({name})"
             if name == "consumers"
             else f"{ctype.split('(')[1].split(',')[0]}({name})"
         )
@@ -136,11 +134,11 @@ def test_a_bulk_load_stores_what_the_views_store(
     consistent(chdb_store, f"org_bulk_{suffix}")
     assert scratch_tables(chdb_store) == []
     # Rows without any latency (all of them when the log has no response times) hold the
-    # very empty state the views build, byte for byte.
+    # very empty bins and consumer state the views build, byte for byte.
     states = {}
     for org in (f"org_bulk_{suffix}", f"org_views_{suffix}"):
         states[org] = chdb_store.select(
-            "SELECT DISTINCT hex(toString(latency_q)) AS q, hex(toString(consumers)) AS c "
+            "SELECT DISTINCT toString(latency_bins) AS q, hex(toString(consumers)) AS c "
             "FROM {db}.rollup_routes WHERE org_id = {org:String} AND latency_count = 0 "
             "ORDER BY q, c",
             {"org": org},

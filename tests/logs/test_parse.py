@@ -90,6 +90,10 @@ def test_json_lines_default_names_and_mapping() -> None:
         parse('{"path": "/x"}', 3)  # no status
     with pytest.raises(BadLine):
         parse("[1, 2]", 4)
+    # A latency the store could not bin (e.g. a literal "Infinity") is a bad line.
+    for value in ('"inf"', '"NaN"', "Infinity"):
+        with pytest.raises(BadLine, match="finite"):
+            parse(f'{{"path": "/x", "status": 200, "request_time": {value}}}', 5)
     with pytest.raises(ValueError):
         json_parser({"colour": "c"})
 

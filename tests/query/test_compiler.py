@@ -48,8 +48,9 @@ def test_every_level_of_a_range_is_one_read_of_one_table() -> None:
     assert "FROM {db}.rollup_routes WHERE" in compiled.sql
     for level in ("minute", "tenminute", "hour", "day"):
         assert f"level = '{level}' AND bucket >= " in compiled.sql
-    # One read aggregates to final values: no partial states merged a second time.
-    assert "MergeState" not in compiled.sql and "quantilesDDMergeIf" in compiled.sql
+    # One read aggregates to final values: no partial bin maps merged a second time.
+    assert "sumMapIf(latency_bins, type = 'request')" in compiled.sql
+    assert "sumMap(i_" not in compiled.sql
 
 
 def test_rollup_and_raw_reads_merge_partial_states() -> None:
@@ -64,14 +65,17 @@ def test_rollup_and_raw_reads_merge_partial_states() -> None:
     compiled = compile_query(query, "o")
     assert {s.table for s in compiled.segments} == {"events", "rollup_totals"}
     assert " UNION ALL " in compiled.sql
-    assert "quantilesDDMergeStateIf" in compiled.sql and "quantilesDDStateIf" in compiled.sql
+    # Both reads give latency bin maps (raw events binned as rollups are), merged once.
+    assert "sumMapIf(latency_bins, type = 'request') AS i_req_latency_q" in compiled.sql
+    assert "sumMapIf(map(" in compiled.sql and "sumMap(i_req_latency_q)" in compiled.sql
 
 
 def test_only_needed_intermediates_are_computed() -> None:
     query = parse_query({"metrics": ["requests"], "range": "1h"}, now=NOW)
     assert "quantiles" not in compile_query(query, "o").sql
+    assert "latency_bins" not in compile_query(query, "o").sql
     query = parse_query({"metrics": ["latency_p95"], "range": "1h"}, now=NOW)
-    assert "quantilesDD" in compile_query(query, "o").sql
+    assert "latency_bins" in compile_query(query, "o").sql
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from meterline.errors import StoreError
-from meterline.store import ROLLUP_WIDTHS, Store, rollup_table, store_from_url
+from meterline.store import ROLLUP_WIDTHS, Store, bins_quantiles, rollup_table, store_from_url
 from meterline.store import base as store_base
 from tests.store.test_contract import count, org, rows_for
 
@@ -136,7 +136,7 @@ def upgrade_from_version_2(path: str) -> None:
             o = org()
             store.insert_rows(rows_for(o, 40))
             store.insert_rows(rows_for(o, 7, consumer_id="c-7"))
-            store_base.MIGRATIONS = newest
+            store_base.MIGRATIONS = newest[:3]
             if interruption is not None:
                 failing_once(store, *interruption)
                 try:
@@ -168,9 +168,92 @@ def upgrade_from_version_2(path: str) -> None:
             assert level_counts(store, o) == dict.fromkeys(expected, 50), interruption
             assert store.migrate() == []
 
+    finally:
+        store_base.MIGRATIONS = newest
+        store.close()
+
+
+def quantiles_by_level(store: Store, o: str, width: str, sketch: str) -> dict[Any, Any]:
+    """Latency quantiles of ``o`` per (level, bucket) of ``width``'s rollups, computed by
+    ``sketch`` (SQL over the table's rows)."""
+    rows = store.select(
+        f"SELECT toString(level) AS level, toString(bucket) AS bucket, {sketch} AS q "
+        f"FROM {{db}}.{rollup_table(width)} WHERE org_id = {{o:String}} AND type = 'request' "
+        "GROUP BY level, bucket",
+        {"o": o},
+    )
+    return {(r["level"], r["bucket"]): r["q"] for r in rows}
+
+
+def upgrade_from_version_3(path: str) -> None:
+    """Version 4 rebuilds the rollups from raw events with latency bin maps, whatever
+    statement an interrupted run stopped at; percentiles and counts are unchanged."""
+    store = store_from_url(f"chdb://{path}")
+    newest = store_base.MIGRATIONS
+    real_command = store.command
+    interruptions: list[tuple[str, int] | None] = [
+        None,
+        ("INSERT INTO", 2),  # mid-rebuild of the second width
+        ("EXCHANGE TABLES", 3),  # two widths swapped in, the others not yet
+        ("rollup_totals_stage_mv", 1),  # tables rebuilt, views half created
+    ]
+    try:
+        for case, interruption in enumerate(interruptions):
+            store.database = f"upgrade{case}"
+            store.command = real_command  # type: ignore[method-assign]
+            store_base.MIGRATIONS = newest[:3]
+            assert store.migrate() == [1, 2, 3]
+            o = org()
+            store.insert_rows(rows_for(o, 40))
+            store.insert_rows(rows_for(o, 7, consumer_id="c-7", latency_ms=0))
+            before = {
+                w.name: quantiles_by_level(
+                    store, o, w.name, "quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(latency_q)"
+                )
+                for w in ROLLUP_WIDTHS
+            }
+            store_base.MIGRATIONS = newest
+            if interruption is not None:
+                failing_once(store, *interruption)
+                try:
+                    store.migrate()
+                except StoreError:
+                    pass
+                else:
+                    raise AssertionError(f"{interruption} never happened")
+                store.command = real_command  # type: ignore[method-assign]
+
+            assert store.migrate() == [4], interruption
+
+            expected = {(w.name, level): 47 for w in ROLLUP_WIDTHS for level in w.granularities}
+            assert level_counts(store, o) == expected, interruption
+            after = {
+                w.name: quantiles_by_level(
+                    store,
+                    o,
+                    w.name,
+                    bins_quantiles(
+                        "groupArrayArray(latency_bins.keys)", "groupArrayArray(latency_bins.values)"
+                    ),
+                )
+                for w in ROLLUP_WIDTHS
+            }
+            assert after == before, interruption
+            zeros = store.select(
+                f"SELECT toString(level) AS level, sum(latency_bins[toInt32(-2147483648)]) AS n "
+                f"FROM {{db}}.{rollup_table('totals')} WHERE org_id = {{o:String}} GROUP BY level",
+                {"o": o},
+            )
+            assert {r["n"] for r in zeros} == {7}, zeros  # 0 ms latencies: the zero bin
+            left = tables(store)
+            assert not any(name.endswith("__next") for name in left), interruption
+            store.insert_rows(rows_for(o, 3))
+            assert level_counts(store, o) == dict.fromkeys(expected, 50), interruption
+            assert store.migrate() == []
+
         # An empty store gets the newest schema at once: the same tables and views.
         store.database = "fresh"
-        assert store.migrate() == [1, 2, 3]
+        assert store.migrate() == [1, 2, 3, 4]
         assert schema(store) == schema(store, "upgrade0")
         o = org()
         store.insert_rows(rows_for(o, 4))
@@ -183,6 +266,10 @@ def upgrade_from_version_2(path: str) -> None:
 
 def test_version_3_moves_every_level_into_one_table_per_width(tmp_path: Path) -> None:
     run_in_fresh_process("upgrade_from_version_2", tmp_path)
+
+
+def test_version_4_rebuilds_rollups_with_latency_bins(tmp_path: Path) -> None:
+    run_in_fresh_process("upgrade_from_version_3", tmp_path)
 
 
 def run_in_fresh_process(scenario: str, tmp_path: Path) -> None:

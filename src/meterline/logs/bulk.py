@@ -14,14 +14,14 @@ view). The rows are those the views would have written for the same events: the 
 aggregate expressions, grouped by the same keys.
 
 One saving is exact by construction: when no event of the load feeds a state column
-(latency sketches of a log without response times, distinct consumers of any log), every
-group's state is the empty state, so the one empty state, computed once, is written
-instead of building and merging one per group (the bulk of a sparse load's cost).
+(distinct consumers of any log), every group's state is the empty state, so the one
+empty state, computed once, is written instead of building and merging one per group
+(the bulk of a sparse load's cost).
 
 Measured on the 1M-line bench log (two years of sparse traffic): the rollups cost about
-19 µs of CPU per line this way against about 47 through the views. What remains is
-mostly writing the rollup rows (2.65M of them): a latency sketch column, even of empty
-states, costs about three times all the other columns together to write.
+19 µs of CPU per line this way against about 47 through the views, when latency
+sketches were engine states; most of that was writing 2.65M rows of sketch states, even
+empty ones. Latency bin maps (store version 4) cost little to write, empty or not.
 
 Crash safety: nothing is visible before every scratch table is complete, which a marker
 table then records. The move is the commit: a partition moved leaves its scratch table,
@@ -41,9 +41,10 @@ from dataclasses import dataclass
 from meterline.store.base import Store
 from meterline.store.schema import (
     AGGREGATE_COLUMNS,
-    ROLLUP_LEVELS,
     ROLLUP_WIDTHS,
     RollupWidth,
+    rollup_columns,
+    rollup_rows_sql,
     rollup_table,
     rollup_table_ddl,
 )
@@ -106,22 +107,14 @@ def _width_sql(load: BulkLoad, width: RollupWidth, empty: set[str]) -> str:
     One ``UNION ALL`` rather than an insert per level: the levels are aggregated side by
     side (the engine runs the branches in parallel) and written as one part per month.
     """
-    aggs = []
-    for name, (_, expr) in AGGREGATE_COLUMNS.items():
-        if name in empty:
-            expr = f"(SELECT {expr} FROM {{db}}.{load.events} WHERE 0)"
-        aggs.append(f"{expr} AS {name}")
-    dims = ", ".join(width.dimensions)
-    columns = ", ".join(("org_id", "level", "bucket", *width.dimensions, *AGGREGATE_COLUMNS))
-    levels = "\nUNION ALL\n".join(
-        f"SELECT org_id, '{level}' AS level,\n"
-        f"    toDateTime({ROLLUP_LEVELS[level][0]}(timestamp), 'UTC') AS bucket,\n"
-        f"    {dims}, {', '.join(aggs)}\n"
-        f"FROM {{db}}.{load.events}\nGROUP BY org_id, bucket, {dims}"
-        for level in width.granularities
-    )
+    once = {
+        name: f"(SELECT {AGGREGATE_COLUMNS[name][1]} FROM {{db}}.{load.events} WHERE 0)"
+        for name in empty
+    }
+    rows = rollup_rows_sql(width, load.events, expressions=once)
     return (
-        f"INSERT INTO {{db}}.{load.rollup(width)} ({columns})\n{levels}\nSETTINGS {BLOCK_SETTINGS}"
+        f"INSERT INTO {{db}}.{load.rollup(width)} ({rollup_columns(width)})\n{rows}\n"
+        f"SETTINGS {BLOCK_SETTINGS}"
     )
 
 

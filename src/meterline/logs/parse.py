@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -184,9 +185,12 @@ def _number(value: Any) -> float | None:
     if value is None or value == "-" or isinstance(value, bool):
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise BadLine(f"not a number: {str(value)[:40]!r}") from None
+    if not math.isfinite(number):
+        raise BadLine(f"not a finite number: {str(value)[:40]!r}")
+    return number
 
 
 def json_parser(mapping: dict[str, str] | None = None) -> LineParser:

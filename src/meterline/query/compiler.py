@@ -91,7 +91,10 @@ def _table_sql(
         select.append(f"toDateTime({fn}({time_col}), 'UTC') AS ts")
         group.append("ts")
     if metrics:
-        finals = {name: INTERMEDIATES[name].final(raw=segment.is_raw) for name in parts}
+        finals = {
+            name: INTERMEDIATES[name].final(raw=segment.is_raw, bucketed=bool(query.granularity))
+            for name in parts
+        }
         select.extend(metric_columns(metrics, finals, "i_"))
     else:
         for name in parts:
@@ -182,7 +185,7 @@ def compile_query(
         union = " UNION ALL ".join(
             _table_sql(group, query, org_param, params, parts) for group in by_table.values()
         )
-        merged = {p: f"{INTERMEDIATES[p].merge}(i_{p})" for p in parts}
+        merged = {p: INTERMEDIATES[p].merge.replace("{}", f"i_{p}") for p in parts}
         metrics = metric_columns(query.metrics, merged, "v_")
         sql = f"SELECT {', '.join([*keys, *metrics])} FROM ({union})"
         if keys:

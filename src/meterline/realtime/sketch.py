@@ -1,22 +1,18 @@
 """Mergeable sketches for live windows: latency quantiles and distinct consumers.
 
 :class:`LatencySketch` uses the same logarithmic mapping, bin keys and rank rule as the
-store's ``quantilesDD(0.01, …)``, so a quantile over live buckets is the value the store
-answers for the same rows. Distinct consumers are kept exactly (sets of ids merge without
-error), matching the store's ``uniqExact``.
+store's ``quantilesDD(0.01, …)`` and its rollups' bin maps, so a quantile over live
+buckets is the value the store answers for the same rows. Distinct consumers are kept
+exactly (sets of ids merge without error), matching the store's ``uniqExact``.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 
-RELATIVE_ACCURACY = 0.01
-_GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-MULTIPLIER = 1 / math.log(_GAMMA)
-"""Bin keys are ``trunc(ln(value) * MULTIPLIER)``."""
-MIN_POSSIBLE = sys.float_info.min * _GAMMA
-"""Values at or below this fall in the zero bin."""
+from meterline.store.schema import LATENCY_ACCURACY as RELATIVE_ACCURACY
+from meterline.store.schema import LATENCY_MIN as MIN_POSSIBLE
+from meterline.store.schema import LATENCY_MULTIPLIER as MULTIPLIER
 
 
 def bin_key(value: float) -> int:
@@ -89,3 +85,12 @@ class LatencySketch:
     def quantile(self, level: float) -> float | None:
         """The value at one quantile level."""
         return self.quantiles((level,))[0]
+
+
+__all__ = [
+    "MIN_POSSIBLE",
+    "MULTIPLIER",
+    "RELATIVE_ACCURACY",
+    "LatencySketch",
+    "bin_key",
+]

@@ -3,6 +3,10 @@
 Versions 1 and 2 kept one rollup table per width and level; their builders stay here
 unchanged, because a released migration is never edited. Version 3 moves every level of
 a width into one table (see :mod:`meterline.store.schema`) and carries the rows over.
+Version 4 stores latency sketches as bin maps and rebuilds the rollups from raw events.
+
+A migration that builds the newest schema uses the schema module's definitions; once
+they change, its own copy of the old ones is kept here (:data:`_V3_AGGREGATES`).
 """
 
 from __future__ import annotations
@@ -11,16 +15,16 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from meterline.store.schema import (
-    AGGREGATE_COLUMNS,
     DIMENSION_TYPES,
     EVENTS_DDL,
     LEVEL_TYPE,
     ROLLUP_INDEX_GRANULARITY,
     ROLLUP_LEVELS,
-    ROLLUP_MERGES,
-    ROLLUP_WIDTHS,
     STATUS_CLASS_SQL,
     RollupWidth,
+    rollup_columns,
+    rollup_merges,
+    rollup_rows_sql,
     rollup_schema,
     rollup_table,
     rollup_table_ddl,
@@ -38,6 +42,37 @@ class SchemaTarget(Protocol):
     def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a query; ``{db}`` is the database."""
 
+
+_V3_AGGREGATES: dict[str, tuple[str, str]] = {
+    "requests": ("SimpleAggregateFunction(sum, UInt64)", "count()"),
+    "client_errors": (
+        "SimpleAggregateFunction(sum, UInt64)",
+        "countIf(status >= 400 AND status < 500)",
+    ),
+    "server_errors": ("SimpleAggregateFunction(sum, UInt64)", "countIf(status >= 500)"),
+    "latency_count": ("SimpleAggregateFunction(sum, UInt64)", "countIf(latency_ms >= 0)"),
+    "latency_sum": ("SimpleAggregateFunction(sum, Float64)", "sumIf(latency_ms, latency_ms >= 0)"),
+    "request_bytes": ("SimpleAggregateFunction(sum, UInt64)", "sum(request_size)"),
+    "response_bytes": ("SimpleAggregateFunction(sum, UInt64)", "sum(response_size)"),
+    "input_tokens": ("SimpleAggregateFunction(sum, UInt64)", "sum(input_tokens)"),
+    "output_tokens": ("SimpleAggregateFunction(sum, UInt64)", "sum(output_tokens)"),
+    "cost_usd": ("SimpleAggregateFunction(sum, Float64)", "sum(cost_usd)"),
+    "first_seen": ("SimpleAggregateFunction(min, DateTime64(3, 'UTC'))", "min(timestamp)"),
+    "last_seen": ("SimpleAggregateFunction(max, DateTime64(3, 'UTC'))", "max(timestamp)"),
+    "received_at": ("SimpleAggregateFunction(max, DateTime('UTC'))", "max(received_at)"),
+    "retention_days": ("SimpleAggregateFunction(max, UInt16)", "max(retention_days)"),
+    "latency_q": (
+        "AggregateFunction(quantilesDD(0.01, 0.5, 0.95, 0.99), Float64)",
+        "quantilesDDStateIf(0.01, 0.5, 0.95, 0.99)(latency_ms, latency_ms >= 0)",
+    ),
+    "consumers": (
+        "AggregateFunction(uniqExact, String)",
+        "uniqExactStateIf(consumer_id, consumer_id != '')",
+    ),
+}
+"""The rollups' aggregate columns in schema versions 1 to 3 (latency as sketch states)."""
+
+_V3_MERGES = rollup_merges(_V3_AGGREGATES)
 
 Step = str | Callable[[SchemaTarget], None]
 """A migration step: a statement, or a function of the store for steps that must look
@@ -65,7 +100,7 @@ def _rollup_ddl(
     target = _v2_table(width.name, granularity)
     table = table or target
     dims = ",\n    ".join(f"{d} {DIMENSION_TYPES[d]}" for d in width.dimensions)
-    aggs = ",\n    ".join(f"{name} {ctype}" for name, (ctype, _) in AGGREGATE_COLUMNS.items())
+    aggs = ",\n    ".join(f"{name} {ctype}" for name, (ctype, _) in _V3_AGGREGATES.items())
     key = ", ".join(("org_id", "bucket", *width.dimensions))
     partition = "toYYYYMM(bucket)" if granularity != "day" else "toYear(bucket)"
     create = (
@@ -79,10 +114,10 @@ def _rollup_ddl(
         create += f"\nSETTINGS index_granularity = {index_granularity}"
     select_dims = ", ".join(width.dimensions)
     if source is None:
-        exprs = {name: expr for name, (_, expr) in AGGREGATE_COLUMNS.items()}
+        exprs = {name: expr for name, (_, expr) in _V3_AGGREGATES.items()}
         time_col, origin = "timestamp", "events"
     else:
-        exprs, time_col, origin = ROLLUP_MERGES, "bucket", source
+        exprs, time_col, origin = _V3_MERGES, "bucket", source
     select_aggs = ",\n    ".join(f"{expr} AS {name}" for name, expr in exprs.items())
     view = (
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{target}_mv TO {{db}}.{target} AS\n"
@@ -112,6 +147,9 @@ _V1_WIDTHS: tuple[RollupWidth, ...] = tuple(
     for w in _V2_WIDTHS
 )
 """The widths as schema version 1 created them (before ten-minute rollups)."""
+
+_V3_WIDTHS = _V2_WIDTHS
+"""The widths of schema versions 3 and 4: unchanged since version 2."""
 
 
 def _rollup_tables(
@@ -200,18 +238,18 @@ def _carry_rollups_forward(store: SchemaTarget) -> None:
     for width in _V2_WIDTHS:
         old = {level: _v2_table(width.name, level) for level in width.granularities}
         table, aside = rollup_table(width.name), f"{rollup_table(width.name)}__next"
-        current = next(w for w in ROLLUP_WIDTHS if w.name == width.name)
+        current = next(w for w in _V3_WIDTHS if w.name == width.name)
         if all(name in present for name in old.values()):
-            columns = ", ".join([*width.dimensions, *AGGREGATE_COLUMNS])
+            columns = ", ".join([*width.dimensions, *_V3_AGGREGATES])
             store.command(f"DROP TABLE IF EXISTS {{db}}.{aside}")
-            store.command(rollup_table_ddl(current, table=aside))
+            store.command(rollup_table_ddl(current, table=aside, aggregates=_V3_AGGREGATES))
             for level, name in old.items():
                 store.command(
                     f"INSERT INTO {{db}}.{aside} (org_id, level, bucket, {columns}) "
                     f"SELECT org_id, CAST('{level}' AS {LEVEL_TYPE}), bucket, {columns} "
                     f"FROM {{db}}.{name}"
                 )
-            store.command(rollup_table_ddl(current))
+            store.command(rollup_table_ddl(current, aggregates=_V3_AGGREGATES))
             store.command(f"EXCHANGE TABLES {{db}}.{table} AND {{db}}.{aside}")
             store.command(f"DROP TABLE {{db}}.{aside}")
         for name in old.values():
@@ -227,13 +265,68 @@ def _one_table_per_width() -> list[Step]:
     drops: list[Step] = [
         f"DROP VIEW IF EXISTS {{db}}.{_v2_table(w.name, g)}_mv" for w, g, _ in _rollup_tables()
     ]
-    return [*drops, _carry_rollups_forward, *rollup_schema()]
+    return [*drops, _carry_rollups_forward, *rollup_schema(_V3_WIDTHS, _V3_AGGREGATES)]
+
+
+def _rebuild_rollups_from_events(store: SchemaTarget) -> None:
+    """Build every rollup table again from the raw events, with latency bin maps.
+
+    A sketch state cannot be turned into bins, but the raw events hold every event the
+    rollups count (both expire by the same retention), so each table is rebuilt from
+    them, month by month, aside and swapped in atomically. Resumable: a table that
+    already has bins was swapped; one that has not is rebuilt from scratch.
+    """
+    converted = {
+        r["table"]
+        for r in store.select(
+            "SELECT table FROM system.columns "
+            "WHERE database = {d:String} AND name = 'latency_bins'",
+            {"d": store.database},
+        )
+    }
+    months = [
+        int(r["partition"])
+        for r in store.select(
+            "SELECT DISTINCT partition FROM system.parts WHERE database = {d:String} "
+            "AND table = 'events' AND active ORDER BY partition",
+            {"d": store.database},
+        )
+    ]
+    for width in _V3_WIDTHS:
+        table, aside = rollup_table(width.name), f"{rollup_table(width.name)}__next"
+        store.command(f"DROP TABLE IF EXISTS {{db}}.{aside}")
+        if table in converted:
+            continue
+        store.command(rollup_table_ddl(width, table=aside))
+        for month in months:
+            rows = rollup_rows_sql(width, "events", where=f"toYYYYMM(timestamp) = {month}")
+            store.command(f"INSERT INTO {{db}}.{aside} ({rollup_columns(width)})\n{rows}")
+        store.command(f"EXCHANGE TABLES {{db}}.{table} AND {{db}}.{aside}")
+        store.command(f"DROP TABLE {{db}}.{aside}")
+
+
+def _latency_bins() -> list[Step]:
+    """Latency sketches kept as bin maps: new staging tables and views, rollups rebuilt.
+
+    Every view goes first (nothing cascades while tables are rebuilt), then the staging
+    tables, whose columns change; the newest schema's views are created last.
+    """
+    drops: list[Step] = []
+    for width in _V3_WIDTHS:
+        table = rollup_table(width.name)
+        drops += [
+            f"DROP VIEW IF EXISTS {{db}}.{table}_stage_mv",
+            f"DROP VIEW IF EXISTS {{db}}.{table}_levels_mv",
+        ]
+    drops += [f"DROP TABLE IF EXISTS {{db}}.{rollup_table(w.name)}_stage" for w in _V3_WIDTHS]
+    return [*drops, _rebuild_rollups_from_events, *rollup_schema()]
 
 
 MIGRATIONS: tuple[tuple[int, str, list[Step]], ...] = (
     (1, "raw events, rollups and their views", [*_initial_schema()]),
     (2, "ten-minute rollups; small index granules", [*_ten_minute_levels_small_granules()]),
     (3, "one rollup table per width holding every level", _one_table_per_width()),
+    (4, "latency sketches in rollups as bin maps", _latency_bins()),
 )
 """Versioned schema migrations: ``(version, description, steps)``, applied in order.
 

@@ -38,7 +38,7 @@ def test_every_level_of_a_range_is_one_read_of_one_table() -> None:
             "metrics": ["requests", "latency_p95"],
             "dimensions": ["route"],
             "start": "2026-11-01T22:31:00Z",
-            "end": "2026-11-04T01:10:00Z",
+            "end": "2026-11-04T05:10:00Z",
         },
         now=NOW,
     )

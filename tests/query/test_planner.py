@@ -32,20 +32,20 @@ def spans(query: MetricQuery) -> list[tuple[str, str, str]]:
 def test_range_is_tiled_without_gaps_or_overlaps() -> None:
     """Over routes, whose buckets hold many rows, the edges are tiled finest-first."""
     query = q(
-        "2026-11-01T22:30:15",
-        "2026-11-04T01:10:40",
+        "2026-11-01T18:30:15",
+        "2026-11-04T05:10:40",
         metrics=("latency_p95",),
         dimensions=("route",),
     )
     assert spans(query) == [
-        ("events", "01 22:30:15", "01 22:31:00"),
-        ("rollup_routes@minute", "01 22:31:00", "01 22:40:00"),
-        ("rollup_routes@tenminute", "01 22:40:00", "01 23:00:00"),
-        ("rollup_routes@hour", "01 23:00:00", "02 00:00:00"),
+        ("events", "01 18:30:15", "01 18:31:00"),
+        ("rollup_routes@minute", "01 18:31:00", "01 18:40:00"),
+        ("rollup_routes@tenminute", "01 18:40:00", "01 19:00:00"),
+        ("rollup_routes@hour", "01 19:00:00", "02 00:00:00"),
         ("rollup_routes@day", "02 00:00:00", "04 00:00:00"),
-        ("rollup_routes@hour", "04 00:00:00", "04 01:00:00"),
-        ("rollup_routes@tenminute", "04 01:00:00", "04 01:10:00"),
-        ("events", "04 01:10:00", "04 01:10:40"),
+        ("rollup_routes@hour", "04 00:00:00", "04 05:00:00"),
+        ("rollup_routes@tenminute", "04 05:00:00", "04 05:10:00"),
+        ("events", "04 05:10:00", "04 05:10:40"),
     ]
 
 

@@ -9,8 +9,8 @@ the rollup part of any range is one read. A dimension no rollup keeps (``user_id
 
 Among the exact tilings of a range, the planner picks the cheapest by a small cost
 model: each segment is one more (level, bucket range) condition on the read, which
-costs the engine about as much as unpacking a couple of hundred latency sketches, and
-each rollup row read costs what its aggregate states cost to unpack. So a range over the
+costs the engine about as much as merging a few hundred rows' latency bins, and each
+rollup row read costs what its aggregate states cost to merge. So a range over the
 one-row-per-bucket totals reads its sub-hour edges as plain minutes and a week as hours
 (three conditions instead of up to seven), while a range over routes, whose buckets
 hold dozens of rows, keeps the finest tiling that reads the fewest rows unless it reads
@@ -76,10 +76,10 @@ def choose_width(query: MetricQuery) -> RollupWidth | None:
     return None
 
 
-RANGE_COST = 175.0
+RANGE_COST = 360.0
 """Cost of one more segment (one more ``level``/bucket-range condition on a read) in
-units of unpacking one latency sketch (~8 µs): measured with chDB on 3M events, each
-extra condition costs ~1.4 ms of planning and reading."""
+units of merging one rollup row's latency bins (~2.2 µs): measured with chDB on 10M
+events, each extra condition costs ~0.8 ms of planning and reading."""
 
 RAW_COST_PER_SECOND = 1000.0
 """Scanning raw events, per second of range: far above any rollup row's cost, so raw

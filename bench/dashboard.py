@@ -12,6 +12,11 @@ Starts a real ``meterline serve`` process and opens the overview in headless Chr
   after the DOM changed (so layout and paint are included).
 
 Prints p50/p99 of both and the ratio page/baseline measured in the same run.
+
+``--load`` measures it under load: ``wrk`` sends batches of ``--load-batch`` new events
+at full speed (``--load-connections`` connections) to another org of the same server
+from before the first round until after the last, and the events/s it got
+acknowledged is printed.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,10 @@ from websockets.sync.client import connect
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import ServerProcess, make_tenant  # noqa: E402
+
+from bench.ingest import template  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 WATCH = """
 () => {
@@ -67,22 +78,59 @@ def _events(n: int) -> list[dict[str, Any]]:
     ]
 
 
+class BackgroundLoad(AbstractContextManager["BackgroundLoad"]):
+    """``wrk`` sending batches of new events at full speed while the block runs.
+
+    Started for a generous fixed duration (wrk reports only when it ends) and stopped
+    with SIGINT once the block exits, which makes it print its totals; ``events_per_s``
+    is what the server acknowledged over the run."""
+
+    def __init__(self, url: str, key: str, batch: int, connections: int, work: Path) -> None:
+        body = template(batch, work / "load.json")
+        self.batch = batch
+        self.process = subprocess.Popen(
+            ["wrk", "-t1", f"-c{connections}", "-d3600s", "--timeout", "10s"]
+            + ["-s", str(HERE / "ingest_wrk.lua"), url, "--", str(body), key],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.events_per_s = 0.0
+        self.errors = 0
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.send_signal(2)
+        out, _ = self.process.communicate(timeout=60)
+        line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            raise RuntimeError(f"wrk printed no result: {out[-500:]}")
+        result = {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+        self.errors = int(result["errors"])
+        acked = (result["requests"] - result["errors"]) * self.batch
+        self.events_per_s = acked / (result["duration_us"] / 1e6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--load", action="store_true", help="ingest at full speed meanwhile")
+    parser.add_argument("--load-batch", type=int, default=5000)
+    parser.add_argument("--load-connections", type=int, default=8)
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
     data_dir = Path(tempfile.mkdtemp(prefix="meterline-bench-dashboard-"))
     tenant = make_tenant(data_dir, "bench-dashboard", "enterprise")
+    # The load goes to another org: the page's totals count the rounds' events only.
+    loader = make_tenant(data_dir, "bench-load", "enterprise")
     server = ServerProcess(data_dir)
     server.start()
     token = server.token(tenant.reader_id, tenant.reader_secret)
     ingest = {"Authorization": f"Bearer {tenant.ingest_key}"}
     baseline: list[float] = []
     shown: list[float] = []
+    load: BackgroundLoad | None = None
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -113,7 +161,18 @@ def main() -> None:
                     )
                 )
                 total = 0
-                with httpx.Client(base_url=server.url, timeout=30) as http:
+                loading: AbstractContextManager[object] = nullcontext()
+                if args.load:
+                    load = BackgroundLoad(
+                        server.url,
+                        loader.ingest_key,
+                        args.load_batch,
+                        args.load_connections,
+                        data_dir,
+                    )
+                    loading = load
+                    time.sleep(3)  # the load reaches its pace before the first round
+                with loading, httpx.Client(base_url=server.url, timeout=30) as http:
                     for _ in range(args.rounds):
                         batch = _events(args.batch)
                         total += len(batch)
@@ -148,6 +207,12 @@ def main() -> None:
         )
 
     print(f"dashboard: {args.rounds} rounds of {args.batch} events (machine shared; noisy)")
+    if load is not None:
+        print(
+            f"under load: {load.events_per_s:,.0f} events/s acknowledged to another org"
+            f" ({args.load_batch}-event batches, {args.load_connections} connections,"
+            f" {load.errors} errors)"
+        )
     print(line("baseline: ingest → stream message (client)", baseline))
     print(line("ingest → KPI painted in Chromium", shown))
     ratio = _pct(shown, 0.99) / _pct(baseline, 0.99)

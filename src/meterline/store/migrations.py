@@ -11,6 +11,7 @@ they change, its own copy of the old ones is kept here (:data:`_V3_AGGREGATES`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -29,6 +30,8 @@ from meterline.store.schema import (
     rollup_table,
     rollup_table_ddl,
 )
+
+log = logging.getLogger(__name__)
 
 
 class SchemaTarget(Protocol):
@@ -273,8 +276,9 @@ def _rebuild_rollups_from_events(store: SchemaTarget) -> None:
 
     A sketch state cannot be turned into bins, but the raw events hold every event the
     rollups count (both expire by the same retention), so each table is rebuilt from
-    them, month by month, aside and swapped in atomically. Resumable: a table that
-    already has bins was swapped; one that has not is rebuilt from scratch.
+    them aside and swapped in atomically. One day of events at a time: every level's
+    bucket lies within a day, and a day bounds the memory of the grouping. Resumable: a
+    table that already has bins was swapped; one that has not is rebuilt from scratch.
     """
     converted = {
         r["table"]
@@ -284,12 +288,10 @@ def _rebuild_rollups_from_events(store: SchemaTarget) -> None:
             {"d": store.database},
         )
     }
-    months = [
-        int(r["partition"])
+    days = [
+        str(r["day"])
         for r in store.select(
-            "SELECT DISTINCT partition FROM system.parts WHERE database = {d:String} "
-            "AND table = 'events' AND active ORDER BY partition",
-            {"d": store.database},
+            "SELECT DISTINCT toString(toDate(timestamp)) AS day FROM {db}.events ORDER BY day"
         )
     ]
     for width in _V3_WIDTHS:
@@ -298,9 +300,15 @@ def _rebuild_rollups_from_events(store: SchemaTarget) -> None:
         if table in converted:
             continue
         store.command(rollup_table_ddl(width, table=aside))
-        for month in months:
-            rows = rollup_rows_sql(width, "events", where=f"toYYYYMM(timestamp) = {month}")
-            store.command(f"INSERT INTO {{db}}.{aside} ({rollup_columns(width)})\n{rows}")
+        for n, day in enumerate(days, 1):
+            rows = rollup_rows_sql(width, "events", where="toDate(timestamp) = {day:Date}")
+            store.command(
+                f"INSERT INTO {{db}}.{aside} ({rollup_columns(width)})\n{rows}", {"day": day}
+            )
+            if n % 30 == 0 or n == len(days):
+                log.info(
+                    "store migration 4: %s rollups rebuilt for %d/%d days", width.name, n, len(days)
+                )
         store.command(f"EXCHANGE TABLES {{db}}.{table} AND {{db}}.{aside}")
         store.command(f"DROP TABLE {{db}}.{aside}")
 

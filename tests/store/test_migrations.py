@@ -114,6 +114,23 @@ def failing_once(store: Store, marker: str, nth: int = 1) -> None:
     store.command = command  # type: ignore[method-assign]
 
 
+def migrate_after_crash(store: Store, interruption: tuple[str, int] | None) -> list[int]:
+    """Migrate ``store`` once failing at ``interruption`` (when given), then again: the
+    versions the second, completing run applied."""
+    if interruption is not None:
+        real = store.command
+        failing_once(store, *interruption)
+        try:
+            store.migrate()
+        except StoreError:
+            pass
+        else:
+            raise AssertionError(f"{interruption} never happened")
+        finally:
+            store.command = real  # type: ignore[method-assign]
+    return store.migrate()
+
+
 def upgrade_from_version_2(path: str) -> None:
     """Version-2 stores migrate to one table per width; interrupted runs resume."""
     store = store_from_url(f"chdb://{path}")
@@ -137,17 +154,7 @@ def upgrade_from_version_2(path: str) -> None:
             store.insert_rows(rows_for(o, 40))
             store.insert_rows(rows_for(o, 7, consumer_id="c-7"))
             store_base.MIGRATIONS = newest[:3]
-            if interruption is not None:
-                failing_once(store, *interruption)
-                try:
-                    store.migrate()
-                except StoreError:
-                    pass
-                else:
-                    raise AssertionError(f"{interruption} never happened")
-                store.command = real_command  # type: ignore[method-assign]
-
-            assert store.migrate() == [3], interruption
+            assert migrate_after_crash(store, interruption) == [3], interruption
 
             expected = {(w.name, level): 47 for w in ROLLUP_WIDTHS for level in w.granularities}
             assert level_counts(store, o) == expected, interruption
@@ -213,17 +220,7 @@ def upgrade_from_version_3(path: str) -> None:
                 for w in ROLLUP_WIDTHS
             }
             store_base.MIGRATIONS = newest
-            if interruption is not None:
-                failing_once(store, *interruption)
-                try:
-                    store.migrate()
-                except StoreError:
-                    pass
-                else:
-                    raise AssertionError(f"{interruption} never happened")
-                store.command = real_command  # type: ignore[method-assign]
-
-            assert store.migrate() == [4], interruption
+            assert migrate_after_crash(store, interruption) == [4], interruption
 
             expected = {(w.name, level): 47 for w in ROLLUP_WIDTHS for level in w.granularities}
             assert level_counts(store, o) == expected, interruption

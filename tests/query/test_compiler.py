@@ -66,8 +66,8 @@ def test_rollup_and_raw_reads_merge_partial_states() -> None:
     assert {s.table for s in compiled.segments} == {"events", "rollup_totals"}
     assert " UNION ALL " in compiled.sql
     # Both reads give latency bin maps (raw events binned as rollups are), merged once.
-    assert "sumMapIf(latency_bins, type = 'request') AS i_req_latency_q" in compiled.sql
-    assert "sumMapIf(map(" in compiled.sql and "sumMap(i_req_latency_q)" in compiled.sql
+    assert "sumMapIf(latency_bins, type = 'request') AS i_req_latency_p95" in compiled.sql
+    assert "sumMapIf(map(" in compiled.sql and "sumMap(i_req_latency_p95)" in compiled.sql
 
 
 def test_only_needed_intermediates_are_computed() -> None:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
-from meterline.store import LATENCY_BIN_SQL, Store, bins_quantiles, map_quantiles
+from meterline.store import LATENCY_BIN_SQL, LATENCY_QUANTILES, Store, bins_quantile, map_quantile
+
+
+def each_level(quantile: Callable[[float], str]) -> str:
+    """An array of ``quantile`` at every level of :data:`LATENCY_QUANTILES`."""
+    return f"[{', '.join(quantile(level) for level in LATENCY_QUANTILES)}]"
+
+
+JOINED = ("groupArrayArray(mapKeys(half))", "groupArrayArray(mapValues(half))")
+"""The bins of several rows joined unmerged, as a time series reads them."""
 
 
 def test_bin_maps_give_the_quantiles_of_quantiles_dd(chdb_store: Store) -> None:
@@ -21,15 +31,14 @@ def test_bin_maps_give_the_quantiles_of_quantiles_dd(chdb_store: Store) -> None:
             f"SELECT quantilesDD(0.01, 0.5, 0.95, 0.99)(latency_ms) AS q FROM {values_sql}"
         )
         # Binned in two halves, as rollup rows are, and read without merging them.
-        bins = ("groupArrayArray(mapKeys(half))", "groupArrayArray(mapValues(half))")
         halves = chdb_store.select(
-            f"SELECT {bins_quantiles(*bins)} AS q FROM ("
+            f"SELECT {each_level(lambda level: bins_quantile(*JOINED, level))} AS q FROM ("
             f"  SELECT sumMap(map({LATENCY_BIN_SQL}, toUInt64(1))) AS half"
             f"  FROM {values_sql} GROUP BY latency_ms < 50)"
         )
         assert halves[0]["q"] == direct[0]["q"], (trial, values)
         merged = chdb_store.select(
-            f"SELECT {map_quantiles('sumMap(half)')} AS q FROM ("
+            f"SELECT {each_level(lambda level: map_quantile('sumMap(half)', level))} AS q FROM ("
             f"  SELECT sumMap(map({LATENCY_BIN_SQL}, toUInt64(1))) AS half"
             f"  FROM {values_sql} GROUP BY latency_ms < 50)"
         )
@@ -38,8 +47,8 @@ def test_bin_maps_give_the_quantiles_of_quantiles_dd(chdb_store: Store) -> None:
 
 def test_no_latencies_give_no_quantiles(chdb_store: Store) -> None:
     for binned in (
-        bins_quantiles("groupArrayArray(mapKeys(half))", "groupArrayArray(mapValues(half))"),
-        map_quantiles("sumMap(half)"),
+        each_level(lambda level: bins_quantile(*JOINED, level)),
+        each_level(lambda level: map_quantile("sumMap(half)", level)),
     ):
         rows = chdb_store.select(
             f"SELECT {binned} AS binned, quantilesDD(0.01, 0.5, 0.95, 0.99)(x) AS direct FROM ("

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from meterline.errors import StoreError
-from meterline.store import ROLLUP_WIDTHS, Store, bins_quantiles, rollup_table, store_from_url
+from meterline.store import (
+    LATENCY_QUANTILES,
+    ROLLUP_WIDTHS,
+    Store,
+    map_quantile,
+    rollup_table,
+    store_from_url,
+)
 from meterline.store import base as store_base
 from tests.store.test_contract import count, org, rows_for
 
@@ -229,9 +236,9 @@ def upgrade_from_version_3(path: str) -> None:
                     store,
                     o,
                     w.name,
-                    bins_quantiles(
-                        "groupArrayArray(latency_bins.keys)", "groupArrayArray(latency_bins.values)"
-                    ),
+                    "["
+                    + ", ".join(map_quantile("sumMap(latency_bins)", q) for q in LATENCY_QUANTILES)
+                    + "]",
                 )
                 for w in ROLLUP_WIDTHS
             }

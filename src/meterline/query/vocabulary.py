@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meterline.store import LATENCY_BIN_SQL, bins_quantiles, latency_sketch, map_quantiles
+from meterline.store import (
+    LATENCY_BIN_SQL,
+    LATENCY_QUANTILES,
+    bins_quantile,
+    latency_sketch,
+    map_quantile,
+)
 
 _REQ = "type = 'request'"
 _LLM = "type = 'llm'"
@@ -48,6 +54,35 @@ class Intermediate:
         return self.rollup_final or self.rollup
 
 
+def _latency_quantile(index: int, level: float) -> Intermediate:
+    """The latency quantile at ``level`` (the ``index``-th of :data:`LATENCY_QUANTILES`).
+
+    Partials are latency bin maps: raw events binned as the rollups store them. Over raw
+    events alone the engine's own sketch answers the same values, faster; a rollup read
+    merges its rows' maps (fast for few groups of many rows), or for a time series (many
+    groups of a row or two) joins their bins unmerged, which per group costs less than
+    building a map. Each quantile is its own intermediate so a query computes only the
+    levels it shows; the quantiles of one query share their bins (the engine computes
+    identical subexpressions once).
+    """
+    raw_bins = f"sumMapIf(map({LATENCY_BIN_SQL}, toUInt64(1)), {_REQ} AND latency_ms >= 0)"
+    return Intermediate(
+        raw_bins,
+        f"sumMapIf(latency_bins, {_REQ})",
+        map_quantile("sumMap({})", level),
+        "arrayElement("
+        + latency_sketch("If")
+        + f"(latency_ms, {_REQ} AND latency_ms >= 0), {index})",
+        map_quantile(f"sumMapIf(latency_bins, {_REQ})", level),
+        bins_quantile(
+            f"groupArrayArrayIf(latency_bins.keys, {_REQ})",
+            f"groupArrayArrayIf(latency_bins.values, {_REQ})",
+            level,
+        ),
+        row_cost=1.0,
+    )
+
+
 INTERMEDIATES: dict[str, Intermediate] = {
     "all_count": Intermediate("count()", "sum(requests)", "sum({})"),
     "req_count": Intermediate(f"countIf({_REQ})", f"sumIf(requests, {_REQ})", "sum({})"),
@@ -70,23 +105,10 @@ INTERMEDIATES: dict[str, Intermediate] = {
         f"sumIf(request_bytes + response_bytes, {_REQ})",
         "sum({})",
     ),
-    # Partials are latency bin maps: raw events binned as the rollups store them. Over
-    # raw events alone the engine's own sketch answers the same values, faster. A rollup
-    # read merges its rows' maps (fast for few groups of many rows), or for a time series
-    # (many groups of a row or two) joins their bins unmerged: per group a map costs
-    # more to build than the bins cost to sort.
-    "req_latency_q": Intermediate(
-        f"sumMapIf(map({LATENCY_BIN_SQL}, toUInt64(1)), {_REQ} AND latency_ms >= 0)",
-        f"sumMapIf(latency_bins, {_REQ})",
-        map_quantiles("sumMap({})"),
-        latency_sketch("If") + f"(latency_ms, {_REQ} AND latency_ms >= 0)",
-        map_quantiles(f"sumMapIf(latency_bins, {_REQ})"),
-        bins_quantiles(
-            f"groupArrayArrayIf(latency_bins.keys, {_REQ})",
-            f"groupArrayArrayIf(latency_bins.values, {_REQ})",
-        ),
-        row_cost=1.0,
-    ),
+    **{
+        f"req_latency_p{round(level * 100)}": _latency_quantile(i, level)
+        for i, level in enumerate(LATENCY_QUANTILES, 1)
+    },
     "req_consumers": Intermediate(
         f"uniqExactStateIf(consumer_id, {_REQ} AND consumer_id != '')",
         f"uniqExactMergeStateIf(consumers, {_REQ})",
@@ -121,10 +143,6 @@ class Metric:
     unit: str
     kind: str
     description: str
-
-
-def _q(index: int) -> str:
-    return f"arrayElement(req_latency_q, {index})"
 
 
 METRICS: dict[str, Metric] = {
@@ -187,12 +205,29 @@ METRICS: dict[str, Metric] = {
             "latency",
             "Mean latency",
         ),
-        Metric("latency_p50", _q(1), ("req_latency_q",), "ms", "latency", "Median latency"),
         Metric(
-            "latency_p95", _q(2), ("req_latency_q",), "ms", "latency", "95th percentile latency"
+            "latency_p50",
+            "req_latency_p50",
+            ("req_latency_p50",),
+            "ms",
+            "latency",
+            "Median latency",
         ),
         Metric(
-            "latency_p99", _q(3), ("req_latency_q",), "ms", "latency", "99th percentile latency"
+            "latency_p95",
+            "req_latency_p95",
+            ("req_latency_p95",),
+            "ms",
+            "latency",
+            "95th percentile latency",
+        ),
+        Metric(
+            "latency_p99",
+            "req_latency_p99",
+            ("req_latency_p99",),
+            "ms",
+            "latency",
+            "99th percentile latency",
         ),
         Metric(
             "bandwidth_bytes",

@@ -20,9 +20,9 @@ from meterline.store.schema import (
     ROLLUP_WIDTHS,
     STATUS_CLASS_SQL,
     RollupWidth,
-    bins_quantiles,
+    bins_quantile,
     latency_sketch,
-    map_quantiles,
+    map_quantile,
     rollup_table,
 )
 
@@ -58,9 +58,9 @@ __all__ = [
     "STATUS_CLASS_SQL",
     "RollupWidth",
     "Store",
-    "bins_quantiles",
+    "bins_quantile",
     "latency_sketch",
-    "map_quantiles",
+    "map_quantile",
     "rollup_table",
     "store_from_url",
 ]

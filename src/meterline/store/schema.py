@@ -86,40 +86,32 @@ events/s sustained.
 """
 
 
-def bins_quantiles(keys: str, counts: str, *, merged: bool = False) -> str:
-    """SQL of the :data:`LATENCY_QUANTILES` of latency bins given as the arrays ``keys``
-    and ``counts``: sorted by key and each key once when ``merged`` (a merged map's keys
-    and values), else in any order, a key possibly repeated (several rows' bins joined).
+def bins_quantile(keys: str, counts: str, level: float, *, merged: bool = False) -> str:
+    """SQL of the latency quantile at ``level`` of bins given as the arrays ``keys`` and
+    ``counts``: sorted by key and each key once when ``merged`` (a merged map's keys and
+    values), else in any order, a key possibly repeated (several rows' bins joined).
 
-    The rank rule and bin values of ``quantilesDD``, so the numbers equal what the sketch
+    The rank rule and bin values of ``quantilesDD``, so the number equals what the sketch
     answers over the same latencies; ``nan`` for no latencies, as the sketch gives.
     Unmerged bins are sorted by key: repeated keys then sit side by side, and the running
-    count passes each rank inside the right key. Uses the aliases ``q_total``,
-    ``q_keys`` and ``q_ranks`` (one latency sketch per query).
+    count passes each rank inside the right key. Quantiles of the same bins at other
+    levels repeat the same subexpressions, which the engine computes once.
     """
     if merged:
         sorted_keys, ranks = keys, f"arrayCumSum({counts})"
     else:
         sorted_keys = f"arraySort({keys})"
         ranks = f"arrayCumSum(arraySort((c, k) -> k, {counts}, {keys}))"
-    out = []
-    for i, level in enumerate(LATENCY_QUANTILES):
-        first = i == 0
-        total = f"(arraySum({counts}) AS q_total)" if first else "q_total"
-        at = (
-            f"arrayElement({f'({sorted_keys} AS q_keys)' if first else 'q_keys'}, "
-            f"arrayFirstIndex(r -> r > {level} * (q_total - 1), "
-            f"{f'({ranks} AS q_ranks)' if first else 'q_ranks'}))"
-        )
-        scale = f"exp({at} / {LATENCY_MULTIPLIER!r}) * {1 + LATENCY_ACCURACY!r}"
-        out.append(f"if({total} = 0, nan, {scale})")
-    return f"[{', '.join(out)}]"
+    total = f"arraySum({counts})"
+    key = f"arrayElement({sorted_keys}, arrayFirstIndex(r -> r > {level} * ({total} - 1), {ranks}))"
+    scaled = f"exp({key} / {LATENCY_MULTIPLIER!r}) * {1 + LATENCY_ACCURACY!r}"
+    return f"if({total} = 0, nan, {scaled})"
 
 
-def map_quantiles(bins: str) -> str:
-    """SQL of the :data:`LATENCY_QUANTILES` of a bin map ``bins`` (e.g. merged by
-    ``sumMap``); see :func:`bins_quantiles`. Also uses the alias ``q_bins``."""
-    return bins_quantiles(f"mapKeys(({bins}) AS q_bins)", "mapValues(q_bins)", merged=True)
+def map_quantile(bins: str, level: float) -> str:
+    """SQL of the latency quantile at ``level`` of a bin map ``bins`` (e.g. merged by
+    ``sumMap``); see :func:`bins_quantile`."""
+    return bins_quantile(f"mapKeys({bins})", f"mapValues({bins})", level, merged=True)
 
 
 STATUS_CLASS_SQL = (

@@ -130,3 +130,20 @@ def test_ranges() -> None:
         parse_query({"metrics": ["requests"], "range": "1h", "start": "2026-11-01"}, now=NOW)
     with pytest.raises(ValidationError):
         parse_query({"metrics": ["requests"], "range": "30d", "granularity": "minute"}, now=NOW)
+
+
+def test_quantiles_across_tables_share_one_partial_bin_map() -> None:
+    query = parse_query(
+        {
+            "metrics": ["latency_p50", "latency_p95", "latency_p99"],
+            "start": "2026-11-01T22:30:15Z",
+            "end": "2026-11-02T01:00:00Z",
+        },
+        now=NOW,
+    )
+    sql = compile_query(query, "o").sql
+    assert " UNION ALL " in sql
+    # Each table read carries the bins once; all three quantiles merge that column.
+    assert sql.count("AS i_req_latency_p50") == 2 and "AS i_req_latency_p95" not in sql
+    assert "i_req_latency_p99" not in sql
+    assert sql.count("sumMap(i_req_latency_p50)") >= 3

@@ -65,6 +65,19 @@ def needed_intermediates(metrics: tuple[str, ...]) -> list[str]:
     return [name for name in INTERMEDIATES if name in wanted]
 
 
+def shared_partials(parts: list[str]) -> dict[str, str]:
+    """Each intermediate → the first of ``parts`` with the same partial SQL (itself if none).
+
+    The latency quantiles' partials are all the same bin map: a read across tables
+    carries it once, and every quantile is merged from that one column.
+    """
+    first: dict[tuple[str, str], str] = {}
+    return {
+        name: first.setdefault((INTERMEDIATES[name].raw, INTERMEDIATES[name].rollup), name)
+        for name in parts
+    }
+
+
 def _table_sql(
     segments: list[Segment],
     query: MetricQuery,
@@ -78,7 +91,8 @@ def _table_sql(
 
     Rollup segments select their level besides their bucket range; the level names come
     from the schema, never from the request. Without ``metrics``, the intermediates come
-    out as ``i_<name>``, partial states to merge; with them, only the metrics computed
+    out as ``i_<name>``, partial states to merge (one column for intermediates with the
+    same partial, see :func:`shared_partials`); with them, only the metrics computed
     from the merged values come out, as ``m_<metric>``.
     """
     segment = segments[0]
@@ -97,9 +111,10 @@ def _table_sql(
         }
         select.extend(metric_columns(metrics, finals, "i_"))
     else:
-        for name in parts:
-            spec = INTERMEDIATES[name]
-            select.append(f"{spec.raw if segment.is_raw else spec.rollup} AS i_{name}")
+        for name, shared in shared_partials(parts).items():
+            if name == shared:
+                spec = INTERMEDIATES[name]
+                select.append(f"{spec.raw if segment.is_raw else spec.rollup} AS i_{name}")
     ranges = [
         ("" if s.level is None else f"level = '{s.level}' AND ")
         + f"{time_col} >= {params.bind(store_time(s.start, s.is_raw), time_type)} "
@@ -185,7 +200,8 @@ def compile_query(
         union = " UNION ALL ".join(
             _table_sql(group, query, org_param, params, parts) for group in by_table.values()
         )
-        merged = {p: INTERMEDIATES[p].merge.replace("{}", f"i_{p}") for p in parts}
+        shared = shared_partials(parts)
+        merged = {p: INTERMEDIATES[p].merge.replace("{}", f"i_{shared[p]}") for p in parts}
         metrics = metric_columns(query.metrics, merged, "v_")
         sql = f"SELECT {', '.join([*keys, *metrics])} FROM ({union})"
         if keys:

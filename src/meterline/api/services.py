@@ -138,6 +138,8 @@ class Services:
         hub.alert_listeners.append(alert_runner.stream_alert)
         if alerts_config.enabled:
             alert_runner.start()
+        if pool is not None and not pool.wait_ready():
+            log.warning("ingest workers are still starting; the first requests may be slow")
         return cls(
             settings,
             store,

@@ -1,0 +1,47 @@
+"""The prepare pool: workers start and warm up before the first request needs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from meterline.events import PriceTable, RouteNormaliser
+from meterline.events.arrow import ipc_to_batch
+from meterline.ingest import BatchContext, PreparePool
+from meterline.ingest.prepare import warm_up
+
+
+def test_the_warm_up_batch_goes_through_the_whole_accepting_path() -> None:
+    # A rejected warm-up event would leave the validation and Arrow encoding cold.
+    batch = warm_up(RouteNormaliser(), PriceTable())
+    assert batch.rejected == []
+    assert batch.event_ids == ["prepare-pool-warm-up"]
+    assert ipc_to_batch(batch.payload).num_rows == 1
+
+
+def test_every_worker_is_started_and_warm_before_any_request() -> None:
+    pool = PreparePool(2, RouteNormaliser(((r"/users/\d+", "/users/:user"),)), PriceTable())
+    try:
+        # Each worker signals once it has run its warm-up: both did without a request.
+        assert pool.wait_ready(timeout=120)
+        now_ms = int(time.time() * 1000)
+        body = json.dumps(
+            [
+                {
+                    "event_id": f"e{i}",
+                    "timestamp": now_ms,
+                    "method": "GET",
+                    "path": "/users/7",
+                    "status": 200,
+                    "latency_ms": 3.0,
+                }
+                for i in range(2)
+            ]
+        ).encode()
+        context = BatchContext("org_1", 30, now_ms, "rec-1", 1 << 20, 100)
+        prepared = asyncio.run(pool.prepare(body, "application/json", "", context))
+        assert prepared.event_ids == ["e0", "e1"]
+        assert ipc_to_batch(prepared.payload).column("route").to_pylist() == ["/users/:user"] * 2
+    finally:
+        pool.close()

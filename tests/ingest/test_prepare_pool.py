@@ -25,6 +25,7 @@ def test_every_worker_is_started_and_warm_before_any_request() -> None:
     try:
         # Each worker signals once it has run its warm-up: both did without a request.
         assert pool.wait_ready(timeout=120)
+        assert pool.wait_ready(timeout=0)  # and stay so
         now_ms = int(time.time() * 1000)
         body = json.dumps(
             [

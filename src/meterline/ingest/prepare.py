@@ -165,6 +165,7 @@ class PreparePool:
         context = multiprocessing.get_context("spawn")
         self.workers = workers
         self._ready = context.Semaphore(0)
+        self._warm = 0
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
@@ -180,9 +181,10 @@ class PreparePool:
         """Block until every worker has started and warmed up (at most ``timeout``
         seconds); returns whether they all did."""
         deadline = time.monotonic() + timeout
-        for _ in range(self.workers):
+        while self._warm < self.workers:
             if not self._ready.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 return False
+            self._warm += 1
         return True
 
     async def prepare(

@@ -11,6 +11,9 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -123,11 +126,26 @@ def warm_up(normaliser: RouteNormaliser, prices: PriceTable) -> PreparedBatch:
     return prepare_body(body, "application/json", "", context, normaliser, prices)
 
 
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it ends, however it ends: a server
+    killed outright never shuts its pool down, and its workers would wait forever."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _init_worker(
     rules: tuple[tuple[str, str], ...],
     prices: dict[str, tuple[float, float]],
     ready: Any,
 ) -> None:
+    _exit_with_parent()
     _worker["normaliser"] = RouteNormaliser(rules)
     _worker["prices"] = PriceTable(prices)
     try:

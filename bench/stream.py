@@ -1,13 +1,17 @@
 """Live stream benchmark: ingest → client latency, and fan-out to many subscribers.
 
 Run: ``.venv/bin/python bench/stream.py [--load 5000 --clients 200 --wide 1000 --seconds 15]``
+(``--no-fanout --rounds 100``: the ingest → client part alone).
 
 Starts a real ``meterline serve`` process. Prints:
 
 * ingest → ``metric_update`` latency p50/p99 over the stream while ``--load`` events/s of
-  other traffic are ingested, against the baseline of the same ingest polled through
-  ``POST /v2/query`` every 50 ms (the store path), and against the dashboard's old 5 s
-  polling (computed, not waited for);
+  other traffic are ingested (from the start of the ``POST /v2/events`` to the update
+  that counts its batch), split into the POST's acknowledgement (the events durable) and
+  ack → message (the live window, the next ``real_time`` tick — every 250 ms — and the
+  socket), against the baseline of the same ingest polled through ``POST /v2/query``
+  every 50 ms (the store path), and against the dashboard's old 5 s polling (computed,
+  not waited for);
 * fan-out: first a bare Starlette broadcast loop (``bench/stream_baseline_app.py``, the
   FastAPI docs' pattern, under uvicorn with the same WebSocket settings) sending one
   ~1 KB frame to every socket every 100 ms; then ``meterline serve`` with ``--clients``
@@ -42,7 +46,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -105,9 +109,25 @@ async def _subscribe(ws: Any, sub_id: str, route: str) -> None:
     )
 
 
+@dataclass
+class Latencies:
+    """Per round, seconds from the start of the ingest POST: to its acknowledgement
+    (``ack``), to the stream's ``metric_update`` that counts the batch (``stream``; the
+    split ``stream - ack`` is the live path after the events are durable) and to the
+    store poll that sees them (``store``)."""
+
+    ack: list[float] = field(default_factory=list)
+    stream: list[float] = field(default_factory=list)
+    store: list[float] = field(default_factory=list)
+
+    @property
+    def after_ack(self) -> list[float]:
+        return [s - a for s, a in zip(self.stream, self.ack, strict=True)]
+
+
 async def ingest_latency(
     server: ServerProcess, ingest_key: str, token: str, rounds: int, load: int = 0
-) -> tuple[list[float], list[float], float]:
+) -> tuple[Latencies, float]:
     """Ingest → update latencies over the stream and over store polling, while ``load``
     events/s of other traffic are ingested; returns them and the load achieved."""
     stop = asyncio.Event()
@@ -117,21 +137,18 @@ async def ingest_latency(
         else None
     )
     started_load = time.monotonic()
-    stream_lat, store_lat = await _latencies(server, ingest_key, token, rounds)
+    found = await _latencies(server, ingest_key, token, rounds)
     stop.set()
     achieved = (await loader) / (time.monotonic() - started_load) if loader else 0.0
-    return stream_lat, store_lat, achieved
+    return found, achieved
 
 
-async def _latencies(
-    server: ServerProcess, ingest_key: str, token: str, rounds: int
-) -> tuple[list[float], list[float]]:
+async def _latencies(server: ServerProcess, ingest_key: str, token: str, rounds: int) -> Latencies:
     ws_url = f"ws://127.0.0.1:{server.port}/v2/stream"
     route = f"/bench/latency/{uuid.uuid4().hex[:6]}"
     ws = await _connect(ws_url, token)
     await _subscribe(ws, "lat", route)
-    stream_lat: list[float] = []
-    store_lat: list[float] = []
+    found = Latencies()
     headers = {"Authorization": f"Bearer {ingest_key}"}
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         total = 0
@@ -140,14 +157,15 @@ async def _latencies(
             total += len(batch)
             started = time.perf_counter()
             response = await http.post("/v2/events", json=batch, headers=headers)
+            found.ack.append(time.perf_counter() - started)
             assert response.status_code == 202, response.text
             while True:
                 message = json.loads(await ws.recv())
                 if message["type"] == "metric_update" and message["metrics"][0]["value"] >= total:
-                    stream_lat.append(time.perf_counter() - started)
+                    found.stream.append(time.perf_counter() - started)
                     break
             while True:
-                found = await http.post(
+                polled = await http.post(
                     "/v2/query",
                     json={
                         "metrics": ["requests"],
@@ -156,12 +174,12 @@ async def _latencies(
                     },
                     headers={"Authorization": f"Bearer {token}"},
                 )
-                if found.json()["data"][0]["requests"] >= total:
-                    store_lat.append(time.perf_counter() - started)
+                if polled.json()["data"][0]["requests"] >= total:
+                    found.store.append(time.perf_counter() - started)
                     break
                 await asyncio.sleep(0.05)
     await ws.close()
-    return stream_lat, store_lat
+    return found
 
 
 FANOUT_SUBS = tuple((f"s{n}", f"{n + 1}m") for n in range(10))
@@ -466,23 +484,27 @@ def baseline_server(settings: Settings, data_dir: Path) -> Iterator[Target]:
 
 
 def _print_ingest(args: argparse.Namespace, server: ServerProcess, key: str, token: str) -> None:
-    stream_lat, store_lat, achieved = asyncio.run(
-        ingest_latency(server, key, token, args.rounds, args.load)
-    )
+    found, achieved = asyncio.run(ingest_latency(server, key, token, args.rounds, args.load))
     print(
         f"ingest → client, {args.rounds} batches of 200 events,"
         f" under {achieved:,.0f} events/s of other ingest (asked {args.load:,})"
     )
-    for name, values in (("stream", stream_lat), ("store poll 50 ms", store_lat)):
+    for name, values in (
+        ("stream", found.stream),
+        ("  POST → ack", found.ack),
+        ("  ack → message", found.after_ack),
+        ("store poll 50 ms", found.store),
+    ):
         print(
             f"  {name:<18} p50 {_pct(values, 0.5) * 1000:8.1f} ms"
             f"   p99 {_pct(values, 0.99) * 1000:8.1f} ms"
+            f"   max {max(values) * 1000:8.1f} ms"
         )
-    ratio = statistics.median(store_lat) / statistics.median(stream_lat)
+    ratio = statistics.median(found.store) / statistics.median(found.stream)
     print(f"  stream is {ratio:.1f}x faster (p50) than the store path")
     print(
-        f"  old dashboard (5 s polling) expected ≈ {2500 + _pct(store_lat, 0.5) * 1000:.0f}"
-        f" ms p50: {(2.5 + _pct(store_lat, 0.5)) / _pct(stream_lat, 0.5):.0f}x the stream"
+        f"  old dashboard (5 s polling) expected ≈ {2500 + _pct(found.store, 0.5) * 1000:.0f}"
+        f" ms p50: {(2.5 + _pct(found.store, 0.5)) / _pct(found.stream, 0.5):.0f}x the stream"
     )
 
 
@@ -536,6 +558,25 @@ def _print_fan_out(
         )
 
 
+def _meterline_fan_out(
+    args: argparse.Namespace, server: ServerProcess, tokens: list[tuple[str, str]]
+) -> list[tuple[str, dict[str, float]]]:
+    """The Meterline fan-out runs: ``--clients``, with a stalled one, and ``--wide``."""
+    one = meterline_target(server, tokens[:1], args.feed)
+    runs = [(f"meterline {args.clients} clients", fan_out(one, args.clients, args.seconds))]
+    if not args.no_stall:
+        runs.append(
+            (
+                f"meterline {args.clients} + 1 stalled",
+                fan_out(one, args.clients, args.seconds + 10, stalled=True),
+            )
+        )
+    if args.wide:
+        both = meterline_target(server, tokens, args.feed)
+        runs.append((f"meterline {args.wide} clients", fan_out(both, args.wide, args.seconds)))
+    return [(label, asyncio.run(run)) for label, run in runs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=40)
@@ -545,6 +586,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--no-ingest", action="store_true", help="skip ingest → client")
     parser.add_argument("--no-stall", action="store_true", help="skip the stalled-client run")
+    parser.add_argument("--no-fanout", action="store_true", help="skip every fan-out run")
     parser.add_argument(
         "--feed", action="store_true", help="also ingest every 100 ms during the fan-out runs"
     )
@@ -561,32 +603,21 @@ def main() -> None:
         # Two enterprise orgs for fan-out (1,000 connections are over one org's 500 per
         # node), a third for ingest → client, whose request budget the upgrades leave alone.
         tenants = [make_tenant(data_dir, f"bench{i}", "enterprise") for i in range(3)]
-        with baseline_server(settings, data_dir) as bare:
-            base = asyncio.run(fan_out(bare, args.clients, args.seconds))
-            base_wide = asyncio.run(fan_out(bare, args.wide, args.seconds)) if args.wide else None
+        if not args.no_fanout:
+            with baseline_server(settings, data_dir) as bare:
+                base = asyncio.run(fan_out(bare, args.clients, args.seconds))
+                base_wide = (
+                    asyncio.run(fan_out(bare, args.wide, args.seconds)) if args.wide else None
+                )
         server = ServerProcess(data_dir, env={"METERLINE_FLUSH_INTERVAL": "1.0"})
         server.start()
         try:
             tokens = [(t.ingest_key, server.token(t.reader_id, t.reader_secret)) for t in tenants]
             latency_tenant, tokens = tokens[2], tokens[:2]
-            one = meterline_target(server, tokens[:1], args.feed)
-            runs = [(f"meterline {args.clients} clients", fan_out(one, args.clients, args.seconds))]
-            if not args.no_stall:
-                runs.append(
-                    (
-                        f"meterline {args.clients} + 1 stalled",
-                        fan_out(one, args.clients, args.seconds + 10, stalled=True),
-                    )
-                )
-            if args.wide:
-                both = meterline_target(server, tokens, args.feed)
-                runs.append(
-                    (f"meterline {args.wide} clients", fan_out(both, args.wide, args.seconds))
-                )
-            # Fan-out first, on a fresh server: the ingest run leaves the store busy
-            # (flushes, merges) for a while after it.
-            results = [(label, asyncio.run(run)) for label, run in runs]
-            _print_fan_out(args, base, base_wide, results)
+            if not args.no_fanout:
+                # Fan-out first, on a fresh server: the ingest run leaves the store busy
+                # (flushes, merges) for a while after it.
+                _print_fan_out(args, base, base_wide, _meterline_fan_out(args, server, tokens))
             if not args.no_ingest:
                 _print_ingest(args, server, *latency_tenant)
                 lag = _metric(server, "meterline_stream_tick_lag_seconds")

@@ -161,3 +161,19 @@ def test_token_requests_without_credentials_are_limited_per_ip(
         r = http.post("/oauth/token", json={"grant_type": "client_credentials"})
         assert r.headers["RateLimit-Policy"].startswith('"anonymous-ip";q=300;w=60')
         assert http.get("/healthz").headers.get("X-RateLimit-Limit") is None
+
+
+@pytest.mark.parametrize("header", ["Authorization", "X-API-Key"])
+def test_ingest_keys_are_limited_by_their_org_plan_not_per_ip(
+    limited: tuple[ServerProcess, Tenant, Tenant], header: str
+) -> None:
+    server, operator, _ = limited
+    key = operator.ingest_key
+    with server.client() as http:
+        r = http.post(
+            "/v2/events",
+            json=[],
+            headers={header: f"Bearer {key}" if header == "Authorization" else key},
+        )
+        assert r.status_code == 202, r.text
+        assert r.headers["RateLimit-Policy"].startswith('"requests";'), r.headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -42,6 +43,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         services = Services.open(settings, clock)
         app.state.services = services
         await services.hub.start()
+        # What is alive now (modules, services: some 250,000 objects) lives as long as the
+        # server; frozen, a full collection no longer walks it with the event loop
+        # stopped (about 140 ms here), only what was made since.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

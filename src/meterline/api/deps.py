@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fastapi import Request
 
 from meterline.api.services import Services
-from meterline.auth import Principal
+from meterline.auth import Principal, is_ingest_key
 from meterline.errors import AuthError, AuthMissingError
 
 
@@ -42,7 +42,7 @@ def authenticate(request: Request, *, allow_ingest_key: bool = False) -> Princip
             details="Send 'Authorization: Bearer <token>' (get one from POST /oauth/token).",
         )
     auth = services(request).auth
-    if token.count(".") == 1 and token.startswith("k_"):
+    if is_ingest_key(token):
         if not allow_ingest_key:
             raise AuthError(
                 "an ingest key can only send events",

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from meterline.api.services import Services
+from meterline.auth import is_ingest_key
 from meterline.errors import MeterlineError
 from meterline.events import RawEvent
 from meterline.plans import plan_limits
@@ -48,7 +49,9 @@ def _credential(scope: Scope) -> tuple[str, str] | None:
         if name == b"authorization":
             kind, _, token = value.decode("latin-1").partition(" ")
             if kind.lower() == "bearer" and token.strip():
-                return "token", token.strip()
+                # The events routes take an ingest key as a bearer credential too.
+                token = token.strip()
+                return ("key" if is_ingest_key(token) else "token"), token
         elif name == b"x-api-key":
             return "key", value.decode("latin-1")
     return None

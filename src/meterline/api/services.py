@@ -54,8 +54,35 @@ class Services:
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = system_clock) -> Services:
-        """Open and migrate both databases, replay the ingest log, start the writer."""
+        """Open and migrate both databases, replay the ingest log, start the writer;
+        returns once the ingest workers are ready too."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        normaliser = RouteNormaliser.from_file(
+            settings.data_dir / "route-rules.json", extra=settings.route_rules
+        )
+        prices = PriceTable.from_file(settings.data_dir / "prices.json")
+        # Started first, so the workers start and warm up while the databases open.
+        pool = (
+            PreparePool(settings.ingest_workers, normaliser, prices)
+            if settings.ingest_workers > 0
+            else None
+        )
+        try:
+            return cls._open(settings, clock, normaliser, prices, pool)
+        except BaseException:
+            if pool is not None:
+                pool.close()
+            raise
+
+    @classmethod
+    def _open(
+        cls,
+        settings: Settings,
+        clock: Clock,
+        normaliser: RouteNormaliser,
+        prices: PriceTable,
+        pool: PreparePool | None,
+    ) -> Services:
         telemetry = Telemetry()
         engine = engine_from_url(settings.resolved_metadata_url)
         migrate(engine)
@@ -69,15 +96,6 @@ class Services:
         # Seeded before ingest opens, then fed by every durable batch.
         seed_windows(windows, store, clock())
         writer.listeners.append(windows.add_batch)
-        normaliser = RouteNormaliser.from_file(
-            settings.data_dir / "route-rules.json", extra=settings.route_rules
-        )
-        prices = PriceTable.from_file(settings.data_dir / "prices.json")
-        pool = (
-            PreparePool(settings.ingest_workers, normaliser, prices)
-            if settings.ingest_workers > 0
-            else None
-        )
         ingest = IngestService(
             writer,
             normaliser=normaliser,
@@ -138,6 +156,8 @@ class Services:
         hub.alert_listeners.append(alert_runner.stream_alert)
         if alerts_config.enabled:
             alert_runner.start()
+        if pool is not None and not pool.wait_ready():
+            log.warning("ingest workers are still starting; the first requests may be slow")
         return cls(
             settings,
             store,

@@ -6,7 +6,7 @@ Every request is turned into a :class:`Principal` whose ``org_id`` scopes every 
 from __future__ import annotations
 
 from meterline.auth.scopes import ALL_SCOPES, Scope, parse_scopes
-from meterline.auth.service import AuthService, Principal
+from meterline.auth.service import AuthService, Principal, is_ingest_key
 from meterline.auth.tokens import TOKEN_LIFETIME, TokenClaims, TokenSigner
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "Scope",
     "TokenClaims",
     "TokenSigner",
+    "is_ingest_key",
     "parse_scopes",
 ]

@@ -54,6 +54,12 @@ def _now_dt(clock: Clock) -> datetime:
     return datetime.fromtimestamp(clock(), tz=UTC)
 
 
+def is_ingest_key(credential: str) -> bool:
+    """Whether a credential has the shape of an ingest key (``k_<id>.<secret>``) rather
+    than an access token; says nothing about whether it is valid."""
+    return credential.count(".") == 1 and credential.startswith("k_")
+
+
 class AuthService:
     """Creates orgs and credentials and turns presented credentials into a :class:`Principal`.
 

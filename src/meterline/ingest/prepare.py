@@ -8,7 +8,13 @@ only deduplication and the durable write on the event loop.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +23,8 @@ from meterline.events import PriceTable, RouteNormaliser
 from meterline.events.arrow import batch_to_ipc
 from meterline.events.columnar import validate_batch
 from meterline.ingest.decode import decode_body
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -92,12 +100,61 @@ def prepare_items(
 
 _worker: dict[str, Any] = {}
 
+_WARM_UP_EVENT = {
+    "event_id": "prepare-pool-warm-up",
+    "method": "GET",
+    "route": "/warm-up",
+    "status": 200,
+    "latency_ms": 1.0,
+    "consumer_id": "warm-up",
+}
+
+
+def warm_up(normaliser: RouteNormaliser, prices: PriceTable) -> PreparedBatch:
+    """Prepare one throw-away event, so the modules and code paths that load on first
+    use (about a third of a second here) are loaded before a real request needs them."""
+    now_ms = int(time.time() * 1000)
+    body = json.dumps([{**_WARM_UP_EVENT, "timestamp": now_ms}]).encode()
+    context = BatchContext(
+        org_id="warm-up",
+        retention_days=1,
+        now_ms=now_ms,
+        record_id="warm-up",
+        max_bytes=1 << 20,
+        max_events=1,
+    )
+    return prepare_body(body, "application/json", "", context, normaliser, prices)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it ends, however it ends: a server
+    killed outright never shuts its pool down, and its workers would wait forever."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
 
 def _init_worker(
-    rules: tuple[tuple[str, str], ...], prices: dict[str, tuple[float, float]]
+    rules: tuple[tuple[str, str], ...],
+    prices: dict[str, tuple[float, float]],
+    ready: Any,
 ) -> None:
+    _exit_with_parent()
     _worker["normaliser"] = RouteNormaliser(rules)
     _worker["prices"] = PriceTable(prices)
+    try:
+        warm_up(_worker["normaliser"], _worker["prices"])
+    except Exception:
+        # Only the first request gets slower; the worker itself is fine.
+        log.exception("ingest worker warm-up failed")
+    finally:
+        ready.release()
 
 
 def _prepare_in_worker(
@@ -108,20 +165,45 @@ def _prepare_in_worker(
     )
 
 
+def _started() -> None:
+    """A task that only makes the pool start a worker for it."""
+
+
 class PreparePool:
     """Worker processes that prepare batches in parallel with the event loop.
 
     Workers are spawned (not forked: the server process holds the store's threads), each
-    with its own copy of the route rules and price table.
+    with its own copy of the route rules and price table. They are all started at once
+    and warm themselves up (imports, one throw-away batch) before taking work, so no
+    request waits for a worker to start: a cold start cost the first ingest request
+    after a restart most of a second. :meth:`wait_ready` waits for that.
     """
 
     def __init__(self, workers: int, normaliser: RouteNormaliser, prices: PriceTable) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.workers = workers
+        self._ready = context.Semaphore(0)
+        self._warm = 0
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(normaliser.rules, prices.prices),
+            initargs=(normaliser.rules, prices.prices, self._ready),
         )
+        # The executor starts a worker for each task submitted while none is idle, so
+        # as many tasks as workers start every worker now rather than on demand.
+        for _ in range(workers):
+            self._executor.submit(_started)
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Block until every worker has started and warmed up (at most ``timeout``
+        seconds); returns whether they all did."""
+        deadline = time.monotonic() + timeout
+        while self._warm < self.workers:
+            if not self._ready.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                return False
+            self._warm += 1
+        return True
 
     async def prepare(
         self, body: bytes, content_type: str, content_encoding: str, context: BatchContext

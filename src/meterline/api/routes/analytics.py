@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from meterline.api.deps import requires, services
 from meterline.api.routes.common import read_json, time_range
@@ -170,7 +171,9 @@ async def visualization(request: Request, principal: Principal = Depends(reader)
             now=svc.queries.now(),
         ).filters
     aggregation = body.get("aggregation")
-    return presets.visualization(
+    # Store queries run in a worker thread, off the event loop (see run_query).
+    return await run_in_threadpool(
+        presets.visualization,
         svc.queries,
         principal.org_id,
         tr,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from meterline.api.deps import requires, services
 from meterline.api.routes.common import read_json
@@ -31,7 +32,10 @@ async def run_query(
     """Metrics × dimensions × filters × range × granularity, for the caller's org only."""
     svc = services(request)
     query = parse_query(await read_json(request), now=svc.queries.now())
-    return svc.queries.run(principal.org_id, query).as_json()
+    # In a worker thread: a store query (which also waits for any insert holding the
+    # store) must not stall the event loop, which acknowledges ingest and feeds streams.
+    result = await run_in_threadpool(svc.queries.run, principal.org_id, query)
+    return result.as_json()
 
 
 @router.get("/v2/query/vocabulary", tags=["query"], responses=errors(401, 403))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -36,6 +37,22 @@ def event_row(org_id: str, now_ms: int, **fields: Any) -> list[Any]:
     )
     assert isinstance(row, list), row
     return row
+
+
+def run_python(args: list[str], timeout: float = 180) -> dict[str, Any]:
+    """Run ``python <args>`` from the repository root in a fresh interpreter (chDB opens
+    one store per process) and return the JSON object its last output line holds."""
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
 
 
 def free_port() -> int:

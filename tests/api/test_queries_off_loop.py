@@ -4,14 +4,12 @@ still answers (ingest acknowledgements and live streams share that loop)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import run_python
 
 
 @pytest.mark.parametrize(
@@ -24,16 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_query_waiting_for_the_store_leaves_the_server_answering(
     tmp_path: Path, path: str, body: dict[str, Any]
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.api.held_queries", str(tmp_path), path, json.dumps(body)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = run_python(["-m", "tests.api.held_queries", str(tmp_path), path, json.dumps(body)])
     assert found["held"], "the query never reached the store"
     assert found["answered_while_held"], "the server answered nothing while a query was held"
     assert found["status"] == 200, found["body"]

@@ -3,12 +3,9 @@ stops the event loop (ingest acknowledgements, live streams) for as long as it w
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import run_python
 
 # In a process of its own: chDB opens one store per process.
 SCRIPT = """
@@ -30,14 +27,5 @@ asyncio.run(main())
 
 
 def test_a_started_server_collects_only_what_it_made_since(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    heap = json.loads(done.stdout.strip().splitlines()[-1])
+    heap = run_python(["-c", SCRIPT, str(tmp_path)])
     assert heap["frozen"] > 10 * heap["tracked"], heap

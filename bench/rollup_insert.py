@@ -9,12 +9,13 @@ store per process):
 
 * ``raw only``: the events table with no views (the floor);
 * ``v2``: schema version 2, one rollup table per width and level (12 tables, chained);
-* ``current``: the newest schema, one table per width fed through staging tables, one
-  view per width writing every level.
+* ``v3``: schema version 3, one table per width fed through staging tables, one view per
+  width writing every level, latency as sketch states;
+* ``current``: the newest schema, as ``v3`` with latency as bin maps.
 
 Prints the process CPU per insert (the engine runs in-process, so background merges are
 counted too: CPU is measured until the merges settle) and the parts written per insert,
-beside the ratio to ``v2``. Figures vary with the machine's load; compare ratios.
+beside the ratios to ``v2`` and ``v3``. Figures vary with the machine's load; compare ratios.
 """
 
 from __future__ import annotations
@@ -28,18 +29,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meterline.demo.generator import TrafficModel  # noqa: E402
 from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event  # noqa: E402
-from meterline.store import Store, encode_rows, store_from_url  # noqa: E402
+from meterline.events.arrow import rows_to_batch  # noqa: E402
+from meterline.store import Store, store_from_url  # noqa: E402
 from meterline.store import base as store_base  # noqa: E402
 
-SCHEMAS = ("raw only", "v2", "current")
+SCHEMAS = ("raw only", "v2", "v3", "current")
+VERSIONS = {"v2": 2, "v3": 3}
 
 
-def payloads(batches: int, batch: int) -> list[bytes]:
-    """``batches`` encoded inserts of ``batch`` events, each covering a few seconds."""
+def payloads(batches: int, batch: int) -> list[pa.RecordBatch]:
+    """``batches`` inserts of ``batch`` events as Arrow batches, each covering a few
+    seconds (what the ingest writer hands the store)."""
     import msgspec
 
     model = TrafficModel(seed=7)
@@ -62,18 +68,19 @@ def payloads(batches: int, batch: int) -> list[bytes]:
             )
             if isinstance(row, list):
                 rows.append(row)
-        out.append(encode_rows(rows))  # type: ignore[arg-type]
+        out.append(rows_to_batch(rows))
     return out
 
 
 def child(schema: str, source: Path) -> dict[str, float]:
     """Insert the batches in ``source`` into a fresh store at ``schema``; CPU and parts
     per insert."""
-    data = source.read_bytes().split(b"\n\n")
+    with pa.ipc.open_stream(source) as reader:
+        data = list(reader)
     with tempfile.TemporaryDirectory() as tmp:
         store = store_from_url(f"chdb://{tmp}/store")
-        if schema == "v2":
-            store_base.MIGRATIONS = store_base.MIGRATIONS[:2]
+        if schema in VERSIONS:
+            store_base.MIGRATIONS = store_base.MIGRATIONS[: VERSIONS[schema]]
         store.migrate()
         if schema == "raw only":
             for row in store.select(
@@ -81,11 +88,11 @@ def child(schema: str, source: Path) -> dict[str, float]:
                 "AND engine = 'MaterializedView'"
             ):
                 store.command(f"DROP VIEW {{db}}.{row['name']}")
-        store.insert_encoded(data[0])  # warm up
+        store.insert_batches(data[:1])  # warm up
         before = _events(store)
         cpu, wall = time.process_time(), time.perf_counter()
-        for payload in data[1:]:
-            store.insert_encoded(payload)
+        for batch in data[1:]:
+            store.insert_batches([batch])
         insert_cpu = time.process_time() - cpu
         elapsed = time.perf_counter() - wall
         # Let background merges of the parts just written run, and count their CPU.
@@ -127,8 +134,11 @@ def main() -> None:
         return
     runs: dict[str, list[dict[str, float]]] = {schema: [] for schema in SCHEMAS}
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "batches"
-        source.write_bytes(b"\n\n".join(payloads(args.batches, args.batch)))
+        source = Path(tmp) / "batches.arrows"
+        batches = payloads(args.batches, args.batch)
+        with pa.ipc.new_stream(source, batches[0].schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
         # Rounds alternate the schemas, so a change in the machine's load hits all alike.
         for _ in range(args.rounds):
             for schema in SCHEMAS:
@@ -150,14 +160,14 @@ def main() -> None:
     )
     print(
         f"{'schema':<10} | {'insert cpu ms':>13} | {'+merges ms':>10} | {'wall ms':>8} | "
-        f"{'parts/insert':>12} | {'merges/insert':>13} | {'cpu vs v2':>9}"
+        f"{'parts/insert':>12} | {'merges/insert':>13} | {'cpu vs v2':>9} | {'vs v3':>6}"
     )
-    base = results["v2"]["total_cpu_ms"]
+    v2, v3 = results["v2"]["total_cpu_ms"], results["v3"]["total_cpu_ms"]
     for schema, r in results.items():
         print(
             f"{schema:<10} | {r['insert_cpu_ms']:>13.1f} | {r['total_cpu_ms']:>10.1f} | "
             f"{r['wall_ms']:>8.1f} | {r['parts']:>12.1f} | {r['merges']:>13.1f} | "
-            f"{r['total_cpu_ms'] / base:>8.2f}x"
+            f"{r['total_cpu_ms'] / v2:>8.2f}x | {r['total_cpu_ms'] / v3:>5.2f}x"
         )
 
 

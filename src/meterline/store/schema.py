@@ -82,7 +82,7 @@ Rollups store a latency sketch as a map of bin → count rather than as the engi
 fraction of a sketch state's cost when a row holds few events, and reads without
 decoding. Measured on this machine before and after: the rollups of the 1M-line log
 import (rows of one event or a few) fell from ~19 to ~12 µs of CPU per line, and a
-24-hour per-minute p95 series over 10M events from ~34 to ~18 ms. The price is on busy
+24-hour per-minute p95 series over 10M events from ~24 to ~18 ms. The price is on busy
 rows: building a map from raw events costs about twice a sketch state, so a live
 50,000-event insert takes ~7 % more CPU (``bench/rollup_insert.py``).
 """

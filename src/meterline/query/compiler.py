@@ -91,8 +91,7 @@ def _table_sql(
 
     Rollup segments select their level besides their bucket range; the level names come
     from the schema, never from the request. Without ``metrics``, the intermediates come
-    out as ``i_<name>``, partial states to merge (one column for intermediates with the
-    same partial, see :func:`shared_partials`); with them, only the metrics computed
+    out as ``i_<name>``, partial states to merge; with them, only the metrics computed
     from the merged values come out, as ``m_<metric>``.
     """
     segment = segments[0]
@@ -111,10 +110,9 @@ def _table_sql(
         }
         select.extend(metric_columns(metrics, finals, "i_"))
     else:
-        for name, shared in shared_partials(parts).items():
-            if name == shared:
-                spec = INTERMEDIATES[name]
-                select.append(f"{spec.raw if segment.is_raw else spec.rollup} AS i_{name}")
+        for name in parts:
+            spec = INTERMEDIATES[name]
+            select.append(f"{spec.raw if segment.is_raw else spec.rollup} AS i_{name}")
     ranges = [
         ("" if s.level is None else f"level = '{s.level}' AND ")
         + f"{time_col} >= {params.bind(store_time(s.start, s.is_raw), time_type)} "
@@ -197,10 +195,11 @@ def compile_query(
         (group,) = by_table.values()
         sql = _table_sql(group, query, org_param, params, parts, metrics=query.metrics)
     else:
-        union = " UNION ALL ".join(
-            _table_sql(group, query, org_param, params, parts) for group in by_table.values()
-        )
         shared = shared_partials(parts)
+        carried = [p for p in parts if shared[p] == p]
+        union = " UNION ALL ".join(
+            _table_sql(group, query, org_param, params, carried) for group in by_table.values()
+        )
         merged = {p: INTERMEDIATES[p].merge.replace("{}", f"i_{shared[p]}") for p in parts}
         metrics = metric_columns(query.metrics, merged, "v_")
         sql = f"SELECT {', '.join([*keys, *metrics])} FROM ({union})"

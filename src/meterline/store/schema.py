@@ -167,7 +167,7 @@ DIMENSION_TYPES = {
 }
 
 AGGREGATE_COLUMNS: dict[str, tuple[str, str]] = {
-    # name: (column type, expression over raw events); see ROLLUP_MERGES for coarser levels
+    # name: (column type, expression over raw events); see rollup_merges for coarser levels
     "requests": ("SimpleAggregateFunction(sum, UInt64)", "count()"),
     "client_errors": (
         "SimpleAggregateFunction(sum, UInt64)",
@@ -217,9 +217,6 @@ def rollup_merges(aggregates: Aggregates) -> dict[str, str]:
     """How each of ``aggregates`` of finer rollup rows rolls up into coarser rows."""
     return {name: merge_sql(name, ctype) for name, (ctype, _) in aggregates.items()}
 
-
-ROLLUP_MERGES: dict[str, str] = rollup_merges(AGGREGATE_COLUMNS)
-"""How each aggregate column of a finer rollup rolls up into a coarser one."""
 
 EVENTS_DDL = """
 CREATE TABLE IF NOT EXISTS {db}.events (

@@ -48,6 +48,18 @@ def test_keep_firing_for_rides_out_a_flapping_value() -> None:
     assert resolved["alert_id"] == fired["alert_id"]
 
 
+def test_a_held_alert_does_not_resolve_before_its_hold_ends() -> None:
+    alert = ThresholdAlert(Threshold("requests", "above", 2, 0.0), "k")
+    fired = alert.observe(5, 100.0, "s")
+    assert fired is not None and fired["state"] == "firing"
+    alert.hold(101.25)
+    # A node that took the alert over sees no traffic yet: no resolution while held.
+    assert alert.observe(0, 100.5, "s") is None
+    assert alert.state is AlertState.FIRING
+    resolved = alert.observe(0, 101.5, "s")
+    assert resolved is not None and resolved["state"] == "resolved"
+
+
 def test_keep_firing_for_is_validated_and_echoed() -> None:
     spec = parse_subscribe(
         {

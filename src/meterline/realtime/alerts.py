@@ -33,6 +33,8 @@ class ThresholdAlert:
     since: float = 0.0
     alert_id: str = ""
     clear_since: float | None = None
+    hold_until: float = 0.0
+    """Before this time a firing alert does not resolve (see :meth:`hold`)."""
 
     def _breached(self, value: Any) -> bool:
         if not isinstance(value, int | float):
@@ -53,6 +55,8 @@ class ThresholdAlert:
                 return self.message("firing", value, now, subscription_id)
             return None
         if self.state is AlertState.FIRING:
+            if now < self.hold_until:
+                return None
             # keep_firing_for: a flapping value does not resolve and re-fire every tick.
             if self.clear_since is None:
                 self.clear_since = now
@@ -62,6 +66,12 @@ class ThresholdAlert:
             return self.message("resolved", value, now, subscription_id)
         self.state = AlertState.INACTIVE
         return None
+
+    def hold(self, until: float) -> None:
+        """Keep a firing alert firing until ``until`` whatever the values say: a node
+        that takes over an alert from a peer may not yet hold the peer's latest traffic,
+        and would otherwise resolve it on a window that is still catching up."""
+        self.hold_until = until
 
     def message(self, state: str, value: Any, now: float, subscription_id: str) -> dict[str, Any]:
         """The ``alert`` frame for this threshold in ``state``."""

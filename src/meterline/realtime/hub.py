@@ -54,7 +54,7 @@ from meterline.realtime.connection import (
     encode,
 )
 from meterline.realtime.protocol import SubscriptionSpec, Threshold, iso_now
-from meterline.realtime.relay import Relay
+from meterline.realtime.relay import GAP_PATIENCE, PUBLISH_INTERVAL, Relay
 from meterline.realtime.seeding import query_window
 from meterline.realtime.window import LiveWindows, OrgWindow
 
@@ -90,6 +90,10 @@ RESUME_KEEP = 300.0
 """Seconds a closed connection's rings stay available to a resuming client."""
 ALERT_LOG = 1000
 """Alert events kept per org for replay after a reconnect."""
+ADOPTION_GRACE = PUBLISH_INTERVAL + GAP_PATIENCE
+"""Seconds an alert taken over from a peer keeps firing before this node's window may
+resolve it: a peer publishes its traffic every PUBLISH_INTERVAL, and a lost publish is
+asked for again after GAP_PATIENCE."""
 REVOCATION_CHECK = 10.0
 """Seconds between checks that the clients holding streams are still valid."""
 MAX_NODE_CONNECTIONS = 10_000
@@ -518,7 +522,7 @@ class StreamHub:
                 "timestamp": iso_now(now),
             }
         )
-        await self._adopt_shared_alerts(conn, spec)
+        await self._adopt_shared_alerts(conn, spec, now)
         recovered, cursor = await self._resume(conn, spec.subscription_id, resume, now)
         self._arm_alerts(conn, spec, now, announce=cursor is None)
         body = await self._compute(org_id, spec, now)
@@ -755,8 +759,11 @@ class StreamHub:
                 self._spawn(self.relay.record_alert(org_id, event, _shared_state(key, alert)))
         return message
 
-    async def _adopt_shared_alerts(self, conn: Connection, spec: SubscriptionSpec) -> None:
-        """Take over an alert another node holds for this subscription (same ``alert_id``)."""
+    async def _adopt_shared_alerts(
+        self, conn: Connection, spec: SubscriptionSpec, now: float
+    ) -> None:
+        """Take over an alert another node holds for this subscription (same ``alert_id``);
+        a firing one stays firing until the peers' traffic has had time to arrive here."""
         if self.relay is None:
             return
         for rule in spec.thresholds:
@@ -767,6 +774,8 @@ class StreamHub:
             alert = ThresholdAlert(rule, "|".join(key))
             alert.alert_id, alert.since = shared["alert_id"], float(shared["since"])
             alert.state = AlertState(shared["state"])
+            if alert.state is AlertState.FIRING:
+                alert.hold(now + ADOPTION_GRACE)
             self.alerts[key] = alert
 
     async def _replay_alerts(self, conn: Connection, sub_id: str, cursor: str) -> bool:

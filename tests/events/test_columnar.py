@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterline.events import EventRejection, PriceTable, RawEvent, RouteNormaliser, validate_event
-from meterline.events.arrow import rows_to_batch
+from meterline.events.arrow import EVENT_SCHEMA, rows_to_batch
 from meterline.events.columnar import validate_batch
 
 NOW_MS = 1_790_000_000_000
@@ -61,9 +61,30 @@ def _rows(batch: Any) -> list[tuple[Any, ...]]:
     return sorted(zip(*columns, strict=True), key=repr)
 
 
+requests = events.map(
+    lambda e: {
+        **{k: v for k, v in e.items() if k not in ("type", "properties")},
+        "status": e.get("status", 200),
+        "path": e.get("path") or "/orders/1",
+    }
+)
+"""Events of the shape a whole batch is validated column by column (all requests with a
+status, no properties), within which values vary as in :data:`events`."""
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(events, max_size=40), st.booleans())
 def test_columns_equal_rows(items: list[dict[str, Any]], history: bool) -> None:
+    _check_against_rows(items, history)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(requests, min_size=1, max_size=40), st.booleans())
+def test_request_batches_equal_rows(items: list[dict[str, Any]], history: bool) -> None:
+    _check_against_rows(items, history)
+
+
+def _check_against_rows(items: list[dict[str, Any]], history: bool) -> None:
     raw: list[RawEvent | EventRejection] = [msgspec.convert(i, RawEvent) for i in items]
     normaliser, prices = RouteNormaliser(), PriceTable()
     expected_rows = []
@@ -94,6 +115,7 @@ def test_columns_equal_rows(items: list[dict[str, Any]], history: bool) -> None:
         prices=prices,
         history=history,
     )
+    assert got.batch.schema == EVENT_SCHEMA
     assert _rows(got.batch) == _rows(rows_to_batch(expected_rows))
     assert sorted(got.rejected, key=lambda r: r[0]) == expected_rejections
     assert got.event_ids == got.batch.column("event_id").to_pylist()

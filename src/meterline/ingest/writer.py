@@ -136,7 +136,9 @@ class IngestWriter:
         self.recent = RecentKeys(dedup_capacity)
         self.telemetry = telemetry or Telemetry()
         self.listeners: list[Listener] = []
-        self._commits: queue.Queue[tuple[bytes, int, Future[None]] | None] = queue.Queue()
+        self._commits: queue.Queue[tuple[bytes, int, Future[pa.RecordBatch | None]] | None] = (
+            queue.Queue()
+        )
         # Record ids tag every row of one request, so a replay can tell which records
         # the store already holds; the boot prefix keeps them unique across restarts.
         self._boot = secrets.token_hex(4)
@@ -250,15 +252,12 @@ class IngestWriter:
                 "the store is behind and the ingest buffer is full",
                 details="Retry after a few seconds.",
             )
-        future: Future[None] = Future()
+        future: Future[pa.RecordBatch | None] = Future()
         self._commits.put((payload, count, future))
-        await asyncio.wrap_future(future)
-        if not self.listeners:
-            return
-        try:
-            batch = ipc_to_batch(payload)
-        except Exception:
-            return  # the flusher quarantines a payload that is not Arrow
+        # The log writer decodes the payload for the store anyway, and hands it back.
+        batch = await asyncio.wrap_future(future)
+        if batch is None:
+            return  # quarantined: not Arrow
         for listener in self.listeners:
             try:
                 listener(batch)
@@ -282,7 +281,7 @@ class IngestWriter:
             if len(live) != len(batch):
                 return
 
-    def _commit(self, batch: list[tuple[bytes, int, Future[None]]]) -> None:
+    def _commit(self, batch: list[tuple[bytes, int, Future[pa.RecordBatch | None]]]) -> None:
         started = time.perf_counter()
         try:
             spans = self.wal.append_many([payload for payload, _, _ in batch])
@@ -297,22 +296,24 @@ class IngestWriter:
             del exc
             return
         self.telemetry.wal_commit.observe(time.perf_counter() - started)
-        decoded = []
+        decoded: list[pa.RecordBatch | None] = []
         for payload, _, _ in batch:
             try:
                 decoded.append(ipc_to_batch(payload))
             except Exception:
                 self._quarantine(payload)
+                decoded.append(None)
         with self._cond:
             for rows in decoded:
-                self._pending.batches.append(rows)
-                self._pending.rows += rows.num_rows
+                if rows is not None:
+                    self._pending.batches.append(rows)
+                    self._pending.rows += rows.num_rows
             self._pending.end = spans[-1][1]
             if self._pending.rows >= self.flush_rows:
                 self._cond.notify_all()
         self.telemetry.pending_rows.set(self._pending.rows)
-        for _, _, future in batch:
-            future.set_result(None)
+        for (_, _, future), rows in zip(batch, decoded, strict=True):
+            future.set_result(rows)
 
     def _flush_loop(self) -> None:
         backoff = 0.5

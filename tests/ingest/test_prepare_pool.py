@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import psutil
 from meterline.events import PriceTable, RouteNormaliser
 from meterline.events.arrow import ipc_to_batch
 from meterline.ingest import BatchContext, PreparePool
-from meterline.ingest.prepare import warm_up
+from meterline.ingest.prepare import PIPE_BYTES, warm_up
 from tests.helpers import eventually
 
 POOL_OWNER = """
@@ -60,6 +61,28 @@ def test_every_worker_is_started_and_warm_before_any_request() -> None:
         prepared = asyncio.run(pool.prepare(body, "application/json", "", context))
         assert prepared.event_ids == ["e0", "e1"]
         assert ipc_to_batch(prepared.payload).column("route").to_pylist() == ["/users/:user"] * 2
+    finally:
+        pool.close()
+
+
+def test_the_pipes_to_the_workers_hold_a_whole_batch_each_way() -> None:
+    pool = PreparePool(1, RouteNormaliser(), PriceTable())
+    try:
+        executor = pool._executor
+        for queue in (executor._call_queue, executor._result_queue):  # type: ignore[attr-defined]
+            assert fcntl.fcntl(queue._reader.fileno(), fcntl.F_GETPIPE_SZ) >= PIPE_BYTES
+        # The largest batch a request may carry makes the trip whole.
+        now_ms = int(time.time() * 1000)
+        events = [
+            {"event_id": f"e{i}", "timestamp": now_ms, "path": f"/p/{i}", "status": 200}
+            for i in range(10_000)
+        ]
+        body = json.dumps(events).encode()
+        assert len(body) > 10 * 65_536  # a default pipe's size
+        context = BatchContext("org_1", 30, now_ms, "rec-1", 10 << 20, 10_000)
+        prepared = asyncio.run(pool.prepare(body, "application/json", "", context))
+        assert prepared.event_ids == [e["event_id"] for e in events]
+        assert ipc_to_batch(prepared.payload).num_rows == 10_000
     finally:
         pool.close()
 

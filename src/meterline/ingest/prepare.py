@@ -8,6 +8,7 @@ only deduplication and the durable write on the event loop.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import multiprocessing
@@ -169,6 +170,27 @@ def _started() -> None:
     """A task that only makes the pool start a worker for it."""
 
 
+PIPE_BYTES = 1 << 20
+"""Capacity asked for the pipes between the server and its ingest workers."""
+
+
+def _widen_pipes(executor: ProcessPoolExecutor) -> None:
+    """Give the executor's two pipes room for a whole batch each way (a 1,000-event body
+    and its prepared rows are ~250 KB each; a pipe holds 64 KB by default). A worker
+    otherwise blocks mid-write until the server's result thread, which needs the event
+    loop's interpreter lock, has drained the pipe, and sits idle while it waits.
+
+    The pipes are the executor's private attributes: where they are not found, or the
+    system refuses the size, the pool works as before, only slower.
+    """
+    for name in ("_call_queue", "_result_queue"):
+        reader = getattr(getattr(executor, name, None), "_reader", None)
+        try:
+            fcntl.fcntl(reader.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):
+            log.debug("could not widen the ingest worker pipe %s", name)
+
+
 class PreparePool:
     """Worker processes that prepare batches in parallel with the event loop.
 
@@ -190,6 +212,7 @@ class PreparePool:
             initializer=_init_worker,
             initargs=(normaliser.rules, prices.prices, self._ready),
         )
+        _widen_pipes(self._executor)
         # The executor starts a worker for each task submitted while none is idle, so
         # as many tasks as workers start every worker now rather than on demand.
         for _ in range(workers):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,9 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from meterline.auth import AuthService
 from meterline.metadb import engine_from_url, migrate
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of a process, and of its children (ingest workers)."""
+    proc = psutil.Process(pid)
+    own = float(sum(proc.cpu_times()[:2]))
+    children = 0.0
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            children += sum(child.cpu_times()[:2])
+    return own, children
 
 
 def free_port() -> int:

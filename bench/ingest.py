@@ -1,10 +1,12 @@
 """Ingest throughput and acknowledgement latency of a real server, beside two ceilings.
 
-Run: ``.venv/bin/python bench/ingest.py [--duration 15] [--connections 8]``
+Run: ``.venv/bin/python bench/ingest.py [--duration 15] [--connections 2,8]``
 
 For batches of 1,000 and 5,000 events, `wrk` posts pre-built bodies (every event id
 unique) to a real ``meterline serve`` process on loopback, and reports sustained events/s
-and ack latency p50/p99. Measured in the same run:
+and ack latency p50/p99 for each number of connections (more in flight: more events/s,
+longer waits), and the CPU each event cost the server and its ingest workers (steadier
+than throughput on a shared machine). Measured in the same run:
 
 * parse-only ceiling: an endpoint that only decodes the same bodies and discards them;
 * store-direct: the same events inserted straight into the embedded store, per batch size.
@@ -29,7 +31,14 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import free_port, start_server, stop, tenant, wait_ready  # noqa: E402
+from bench._common import (  # noqa: E402
+    free_port,
+    process_cpu,
+    start_server,
+    stop,
+    tenant,
+    wait_ready,
+)
 from meterline.demo.generator import TrafficModel  # noqa: E402
 from meterline.events import PriceTable, RawEvent, RouteNormaliser, validate_event  # noqa: E402
 from meterline.store import store_from_url  # noqa: E402
@@ -121,12 +130,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", default="2,8", help="comma-separated")
     parser.add_argument("--batches", default="1000,5000")
+    parser.add_argument(
+        "--warm-up", type=int, default=5, help="seconds of unreported load before measuring"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: run 'make system-deps'")
     sizes = [int(b) for b in args.batches.split(",")]
+    connections = [int(c) for c in args.connections.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         bodies = {b: template(b, workdir / f"batch-{b}.json") for b in sizes}
@@ -149,7 +162,7 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{port}", parse_proc, path="/")
             ceilings = {
                 b: run_wrk(
-                    f"http://127.0.0.1:{port}", bodies[b], "x", args.duration, args.connections
+                    f"http://127.0.0.1:{port}", bodies[b], "x", args.duration, max(connections)
                 )
                 for b in sizes
             }
@@ -162,17 +175,30 @@ def main() -> None:
         # Plan limits are policy, not capacity: measure ingest with the limiter off.
         server, url = start_server(data_dir, METERLINE_RATELIMIT_URL="off")
         try:
+            # A fresh server's first seconds cost more (its memory, dedup set and store
+            # parts grow from nothing): measure the steady state, not the start-up.
+            run_wrk(url, bodies[sizes[0]], creds["key"], args.warm_up, max(connections))
+            drain_seconds(url)
             measured = {}
             for b in sizes:
-                measured[b] = run_wrk(url, bodies[b], creds["key"], args.duration, args.connections)
-                measured[b]["drain_s"] = drain_seconds(url)
+                for conns in connections:
+                    own, workers = process_cpu(server.pid)
+                    run = run_wrk(url, bodies[b], creds["key"], args.duration, conns)
+                    run["drain_s"] = drain_seconds(url)
+                    own_after, workers_after = process_cpu(server.pid)
+                    run["server_cpu"], run["worker_cpu"] = own_after - own, workers_after - workers
+                    measured[b, conns] = run
         finally:
             stop(server)
         direct = store_direct(bodies, rows_total=200_000)
 
-    print(f"ingest benchmark: {args.duration}s per run, {args.connections} connections, fsync on")
+    print(
+        f"ingest benchmark: {args.duration}s per run after {args.warm_up}s of warm-up, fsync on; "
+        f"parse-only at {max(connections)} connections"
+    )
     columns = (
         "batch",
+        "conns",
         "acked ev/s",
         "ack p50",
         "ack p99",
@@ -182,16 +208,19 @@ def main() -> None:
         "parse-only ev/s",
         "ratio",
         "store-direct ev/s",
+        "cpu µs/ev",
     )
     print(" | ".join(f"{c:>10}" for c in columns))
-    for b in sizes:
-        m, c = measured[b], ceilings[b]
+    for (b, conns), m in measured.items():
+        top = ceilings[b]
         seconds = m["duration_us"] / 1e6
         acked = (m["requests"] - m["errors"]) * b
-        ceiling = (c["requests"] - c["errors"]) * b / (c["duration_us"] / 1e6)
+        ceiling = (top["requests"] - top["errors"]) * b / (top["duration_us"] / 1e6)
         sustained = acked / (seconds + m["drain_s"])
+        per_event = 1e6 / max(acked, 1)
         cells = (
             f"{b}",
+            f"{conns}",
             f"{acked / seconds:,.0f}",
             f"{m['p50_us'] / 1000:.1f}ms",
             f"{m['p99_us'] / 1000:.1f}ms",
@@ -201,11 +230,12 @@ def main() -> None:
             f"{ceiling:,.0f}",
             f"{sustained / ceiling:.2f}",
             f"{direct[b]:,.0f}",
+            f"{m['server_cpu'] * per_event:.1f}+{m['worker_cpu'] * per_event:.1f}",
         )
         print(" | ".join(f"{cell:>10}" for cell in cells))
     print(
         "sustained = acknowledged events / (load time + time until the store held them all); "
-        "ratio = sustained / parse-only"
+        "ratio = sustained / parse-only; cpu = server process + ingest workers, per event"
     )
 
 

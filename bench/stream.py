@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import uvicorn
 import websockets
 
@@ -60,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import ServerProcess, free_port, make_tenant  # noqa: E402
 
+from bench._common import process_cpu  # noqa: E402
 from meterline.config import Settings  # noqa: E402
 
 
@@ -293,12 +293,7 @@ class Target:
 
 def _process_cpu(pid: int) -> float:
     """User + system CPU seconds of a process and its children (ingest workers)."""
-    proc = psutil.Process(pid)
-    total = sum(proc.cpu_times()[:2])
-    for child in proc.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            total += sum(child.cpu_times()[:2])
-    return float(total)
+    return sum(process_cpu(pid))
 
 
 def meterline_target(

@@ -41,6 +41,17 @@ class ClickHouseStore(Store):
                 details="Check the --store URL and that the server is reachable.",
             ) from exc
 
+    @classmethod
+    def with_client(cls, client: Any, database: str) -> ClickHouseStore:
+        """A store in ``database`` over a connected clickhouse-connect client, whatever its
+        transport: the URL constructor's client speaks HTTP; the client library's
+        in-process engine backend runs the same requests, decoding and SQL without a
+        server (the contract tests use it where no server is at hand)."""
+        store = cls.__new__(cls)
+        store._client = client
+        store.database = database
+        return store
+
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         try:
             self._client.command(sql.replace("{db}", self.database), parameters=dict(params or {}))

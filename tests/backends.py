@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import os
 
+import clickhouse_connect
 import pytest
+
+from meterline.store import Store
+from meterline.store.chdb import ChdbStore
+from meterline.store.clickhouse import ClickHouseStore
 
 CLICKHOUSE_URL = os.environ.get("METERLINE_TEST_CLICKHOUSE_URL")
 
@@ -23,3 +28,18 @@ ALL_STORES = [
         ],
     ),
 ]
+
+
+def through_client(embedded: Store, database: str) -> ClickHouseStore:
+    """The ClickHouse store, migrated, in ``database`` of the embedded store's engine,
+    reached through clickhouse-connect (chDB runs one engine per process, so the client
+    opens the same one)."""
+    assert isinstance(embedded, ChdbStore)
+    client = clickhouse_connect.get_client(
+        interface="chdb",
+        path=str(embedded.path),
+        settings={"output_format_json_quote_64bit_integers": 0},
+    )
+    store = ClickHouseStore.with_client(client, database)
+    store.migrate()
+    return store

@@ -2,13 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import clickhouse_connect
 import pytest
 
 from meterline.store import Store, store_from_url
-from meterline.store.chdb import ChdbStore
-from meterline.store.clickhouse import ClickHouseStore
-from tests.backends import CLICKHOUSE_URL
+from tests.backends import CLICKHOUSE_URL, through_client
 
 
 @pytest.fixture
@@ -18,16 +15,7 @@ def store(request: pytest.FixtureRequest, chdb_store: Store) -> Iterator[Store]:
         yield chdb_store
         return
     if request.param == "clickhouse-connect":
-        # chDB runs one engine per process: the client opens the same one, and the
-        # store keeps to a database of its own.
-        assert isinstance(chdb_store, ChdbStore)
-        client = clickhouse_connect.get_client(
-            interface="chdb",
-            path=str(chdb_store.path),
-            settings={"output_format_json_quote_64bit_integers": 0},
-        )
-        connected = ClickHouseStore.with_client(client, "meterline_via_client")
-        connected.migrate()
+        connected = through_client(chdb_store, "meterline_via_client")
         yield connected
         connected.close()
         return

@@ -1,0 +1,84 @@
+"""The ClickHouse store answers every query exactly as the embedded one.
+
+Both hold the same events; the ClickHouse store is reached through clickhouse-connect,
+whose result decoding (native column types, not JSON text) the query service must turn
+into the same answers: counts, rates, percentiles, times and series points.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from meterline.query import MetricQuery, OrderBy, QueryService, TimeRange
+from meterline.store import Store
+from tests.backends import through_client
+from tests.helpers import event_row
+from tests.query.test_plans_agree import QUERIES
+
+ORG = "org_backends_agree"
+NOW = datetime.fromtimestamp(time.time() // 60 * 60 + 60, tz=UTC)
+WEEK = TimeRange(NOW - timedelta(days=3), NOW)
+
+CASES: dict[str, MetricQuery] = {
+    **QUERIES,
+    "consumers 3d": MetricQuery(
+        metrics=("requests", "errors", "error_rate", "bandwidth_bytes", "first_seen", "last_seen"),
+        dimensions=("consumer_id",),
+        time_range=WEEK,
+        order_by=(OrderBy("requests", "desc"),),
+        limit=10,
+    ),
+    "hour series 1d": MetricQuery(
+        metrics=("requests", "latency_p95", "unique_consumers"),
+        time_range=TimeRange(NOW - timedelta(days=1), NOW),
+        granularity="hour",
+    ),
+    "llm by model 3d": MetricQuery(
+        metrics=("llm_requests", "cost_usd", "tokens"),
+        dimensions=("model",),
+        time_range=WEEK,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def stores(chdb_store: Store) -> Iterator[tuple[Store, Store]]:
+    connected = through_client(chdb_store, "meterline_backends_agree")
+    rng = random.Random(11)
+    now_ms = int(time.time() * 1000)
+    rows = []
+    for i in range(3000):
+        at = now_ms - rng.randrange(4 * 86_400_000)
+        fields: dict[str, Any]
+        if i % 10 == 0:
+            fields = {"type": "llm", "model": rng.choice(["gpt-x", "gpt-y"]), "input_tokens": 10}
+        else:
+            fields = {
+                "method": rng.choice(["GET", "POST"]),
+                "path": f"/items/{rng.randrange(5)}",
+                "status": rng.choice([200, 201, 404, 500]),
+                "latency_ms": round(rng.lognormvariate(4, 0.8), 3),
+                "consumer_id": f"cus_{rng.randrange(40)}",
+                "response_size": rng.randrange(5000),
+            }
+        rows.append(event_row(ORG, now_ms, event_id=f"b{i}", timestamp=at, **fields))
+    chdb_store.insert_rows([list(r) for r in rows])
+    connected.insert_rows([list(r) for r in rows])
+    yield chdb_store, connected
+    connected.close()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_clickhouse_store_answers_like_the_embedded_one(
+    stores: tuple[Store, Store], name: str
+) -> None:
+    embedded, connected = stores
+    expected = QueryService(embedded).run(ORG, CASES[name]).data
+    assert expected  # the case has data to compare
+    assert QueryService(connected).run(ORG, CASES[name]).data == expected

@@ -27,14 +27,14 @@ from tests.query.test_plans_agree import QUERIES
 # A server keeps what earlier runs stored: each run counts only its own org.
 ORG = f"org_backends_agree_{uuid.uuid4().hex[:8]}"
 NOW = datetime.fromtimestamp(time.time() // 60 * 60 + 60, tz=UTC)
-WEEK = TimeRange(NOW - timedelta(days=3), NOW)
+THREE_DAYS = TimeRange(NOW - timedelta(days=3), NOW)
 
 CASES: dict[str, MetricQuery] = {
     **QUERIES,
     "consumers 3d": MetricQuery(
         metrics=("requests", "errors", "error_rate", "bandwidth_bytes", "first_seen", "last_seen"),
         dimensions=("consumer_id",),
-        time_range=WEEK,
+        time_range=THREE_DAYS,
         order_by=(OrderBy("requests", "desc"),),
         limit=10,
     ),
@@ -46,7 +46,7 @@ CASES: dict[str, MetricQuery] = {
     "llm by model 3d": MetricQuery(
         metrics=("llm_requests", "cost_usd", "tokens"),
         dimensions=("model",),
-        time_range=WEEK,
+        time_range=THREE_DAYS,
     ),
 }
 

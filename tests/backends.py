@@ -12,7 +12,7 @@ import pytest
 
 from meterline.store import Store
 from meterline.store.chdb import ChdbStore
-from meterline.store.clickhouse import ClickHouseStore
+from meterline.store.clickhouse import CLIENT_SETTINGS, ClickHouseStore
 
 CLICKHOUSE_URL = os.environ.get("METERLINE_TEST_CLICKHOUSE_URL")
 
@@ -38,7 +38,7 @@ def through_client(embedded: Store, database: str) -> ClickHouseStore:
     client = clickhouse_connect.get_client(
         interface="chdb",
         path=str(embedded.path),
-        settings={"output_format_json_quote_64bit_integers": 0},
+        settings=dict(CLIENT_SETTINGS),
     )
     store = ClickHouseStore.with_client(client, database)
     store.migrate()

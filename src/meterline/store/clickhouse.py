@@ -9,6 +9,9 @@ from urllib.parse import unquote, urlsplit
 from meterline.errors import StoreError
 from meterline.store.base import Store
 
+CLIENT_SETTINGS = {"output_format_json_quote_64bit_integers": 0}
+"""Session settings of the store's client: 64-bit integers come back as numbers."""
+
 
 class ClickHouseStore(Store):
     """A :class:`Store` on a ClickHouse server, from ``clickhouse://user:pass@host:8123/db``.
@@ -33,7 +36,7 @@ class ClickHouseStore(Store):
                 password=unquote(parts.password or ""),
                 secure=secure,
                 database="default",
-                settings={"output_format_json_quote_64bit_integers": 0},
+                settings=dict(CLIENT_SETTINGS),
             )
         except Exception as exc:
             raise StoreError(

@@ -291,11 +291,6 @@ class Target:
     evictions: Any = None
 
 
-def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its children (ingest workers)."""
-    return sum(process_cpu(pid))
-
-
 def meterline_target(
     server: ServerProcess, tenants: list[tuple[str, str]], feed: bool = False
 ) -> Target:
@@ -376,12 +371,12 @@ async def fan_out(
 
     stop = time.monotonic() + seconds
     measuring.set()
-    cpu0, wall0 = _process_cpu(target.pid), time.monotonic()
+    cpu0, wall0 = sum(process_cpu(target.pid)), time.monotonic()
     if target.feed is not None:
         await target.feed(stop)
     else:
         await asyncio.sleep(seconds)
-    cpu = (_process_cpu(target.pid) - cpu0) / (time.monotonic() - wall0)
+    cpu = (sum(process_cpu(target.pid)) - cpu0) / (time.monotonic() - wall0)
     done.set()
     measured = time.monotonic() - wall0  # what the clients counted over, give or take
     results = await asyncio.gather(*futures)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -245,9 +246,7 @@ def test_no_window_admits_more_than_limit_plus_burst(
         # Each calendar window admits at most the limit; a span straddling a boundary
         # may see the end of one and the start of the next (the algorithm's known edge),
         # so twice the limit at most.
-        per_window: dict[int, int] = {}
-        for t in admitted:
-            per_window[int((t - T0) // window)] = per_window.get(int((t - T0) // window), 0) + 1
+        per_window = Counter(int((t - T0) // window) for t in admitted)
         assert max(per_window.values(), default=0) <= limit
         bound = 2 * limit
     else:

@@ -10,6 +10,7 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"((?:{_OCTET}\.){{3}}){_OCTET}")
 
 
+# Cached: a client sends from few addresses, so most events repeat a recent one.
 @lru_cache(maxsize=65_536)
 def anonymise_ip(raw: str) -> str:
     """Return ``raw`` with its host part zeroed: IPv4 to /24, IPv6 to /48.
@@ -21,7 +22,6 @@ def anonymise_ip(raw: str) -> str:
         >>> anonymise_ip("203.0.113.77")
         '203.0.113.0'
     """
-    # Cached: a client sends from few addresses, so most events repeat a recent one.
     # Fast path for the common dotted IPv4 form; everything else goes through ipaddress.
     match = _IPV4.fullmatch(raw)
     if match:

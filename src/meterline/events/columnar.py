@@ -68,7 +68,6 @@ def validate_batch(
     if columns is not None and _all_fast(columns, oldest, newest):
         fast = list(items)  # type: ignore[arg-type]  # all RawEvent, checked above
     else:
-        columns = None
         for index, item in enumerate(items):
             if (
                 type(item) is RawEvent
@@ -87,7 +86,8 @@ def validate_batch(
             else:
                 slow.append((index, item))
 
-    by_field = columns if columns is not None else _fields(fast)
+    # The columns of the whole batch serve when every item turned out fast after all.
+    by_field = columns if columns is not None and not slow else _fields(fast)
     out = ValidatedBatch(
         batch=_request_columns(
             by_field, len(fast), org_id, now_ms, retention_days, record_id, normaliser

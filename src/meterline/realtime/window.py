@@ -68,12 +68,9 @@ def _plain_requests(batch: pa.RecordBatch) -> bool:
     """Whether a batch holds only request events of one org, no LLM figures and no
     missing value in what a cell is keyed or counted by: what ingest of HTTP traffic
     sends, and what :meth:`LiveWindows._fold_requests` folds."""
-    if not batch.num_rows:
-        return False
-    for name in (*LIVE_COLUMNS, "timestamp"):
-        if batch.column(name).null_count:
-            return False
     column = batch.column
+    if not batch.num_rows or any(column(n).null_count for n in (*LIVE_COLUMNS, "timestamp")):
+        return False
     org = pc.min_max(column("org_id"))
     kind = pc.min_max(column("type"))
     return bool(

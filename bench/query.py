@@ -35,6 +35,8 @@ CONSUMERS = 5000
 
 # One INSERT … SELECT per chunk: ClickHouse generates the rows itself, so loading 10M
 # events takes seconds of generation, and the views build the rollups as in production.
+# Each random draw has its own dummy argument: the engine computes identical calls once,
+# which would tie the route, the status and the consumer of an event to one draw.
 LOAD_SQL = f"""
 INSERT INTO {{db}}.events (org_id, event_id, type, timestamp_ms, received_at, retention_days,
     method, path, route, status, latency_ms, consumer_id, region, request_size,
@@ -51,7 +53,7 @@ SELECT
     concat('/v1/resource', toString(r), '/:id'),
     multiIf(u < 0.004, 500, u < 0.006, 503, u < 0.03, 404, u < 0.04, 429, u < 0.1, 201, 200),
     round(exp(log(20 + r * 4) + randNormal(0, 0.6)), 3),
-    concat('cus_', toString(toUInt32(pow(randUniform(0, 1), 3) * {CONSUMERS}))),
+    concat('cus_', toString(toUInt32(pow(randUniform(0, 1, 3), 3) * {CONSUMERS}))),
     ['US', 'US', 'DE', 'GB', 'FR', 'IN', 'JP', 'BR'][1 + number % 8],
     rand() % 2000,
     rand(1) % 40000,
@@ -59,8 +61,8 @@ SELECT
 FROM (
     SELECT
         number,
-        toUInt32(pow(randUniform(0, 1), 2.5) * {ROUTES}) AS r,
-        randUniform(0, 1) AS u,
+        toUInt32(pow(randUniform(0, 1, 1), 2.5) * {ROUTES}) AS r,
+        randUniform(0, 1, 2) AS u,
         toInt64({{start_ms:Int64}} + (({{offset:UInt64}} + number) * {{step:Float64}})
             + 3600000 * sin((({{offset:UInt64}} + number) % 86400) / 86400 * 6.28)) AS ts
     FROM numbers({{chunk:UInt64}})

@@ -45,7 +45,7 @@ def test_every_level_of_a_range_is_one_read_of_one_table() -> None:
     compiled = compile_query(query, "o")
     assert {s.level for s in compiled.segments} == {"minute", "tenminute", "hour", "day"}
     assert compiled.sql.count(" FROM ") == 1
-    assert "FROM {db}.rollup_routes WHERE" in compiled.sql
+    assert "FROM {db}.rollup_endpoints WHERE" in compiled.sql
     for level in ("minute", "tenminute", "hour", "day"):
         assert f"level = '{level}' AND bucket >= " in compiled.sql
     # One read aggregates to final values: no partial bin maps merged a second time.

@@ -39,12 +39,12 @@ def test_range_is_tiled_without_gaps_or_overlaps() -> None:
     )
     assert spans(query) == [
         ("events", "01 18:30:15", "01 18:31:00"),
-        ("rollup_routes@minute", "01 18:31:00", "01 18:40:00"),
-        ("rollup_routes@tenminute", "01 18:40:00", "01 19:00:00"),
-        ("rollup_routes@hour", "01 19:00:00", "02 00:00:00"),
-        ("rollup_routes@day", "02 00:00:00", "04 00:00:00"),
-        ("rollup_routes@hour", "04 00:00:00", "04 05:00:00"),
-        ("rollup_routes@tenminute", "04 05:00:00", "04 05:10:00"),
+        ("rollup_endpoints@minute", "01 18:31:00", "01 18:40:00"),
+        ("rollup_endpoints@tenminute", "01 18:40:00", "01 19:00:00"),
+        ("rollup_endpoints@hour", "01 19:00:00", "02 00:00:00"),
+        ("rollup_endpoints@day", "02 00:00:00", "04 00:00:00"),
+        ("rollup_endpoints@hour", "04 00:00:00", "04 05:00:00"),
+        ("rollup_endpoints@tenminute", "04 05:00:00", "04 05:10:00"),
         ("events", "04 05:10:00", "04 05:10:40"),
     ]
 
@@ -58,11 +58,11 @@ def test_edges_of_a_relative_day_need_few_rows() -> None:
         dimensions=("route",),
     )
     assert spans(query) == [
-        ("rollup_routes@minute", "01 10:47:00", "01 10:50:00"),
-        ("rollup_routes@tenminute", "01 10:50:00", "01 11:00:00"),
-        ("rollup_routes@hour", "01 11:00:00", "02 10:00:00"),
-        ("rollup_routes@tenminute", "02 10:00:00", "02 10:40:00"),
-        ("rollup_routes@minute", "02 10:40:00", "02 10:47:00"),
+        ("rollup_endpoints@minute", "01 10:47:00", "01 10:50:00"),
+        ("rollup_endpoints@tenminute", "01 10:50:00", "01 11:00:00"),
+        ("rollup_endpoints@hour", "01 11:00:00", "02 10:00:00"),
+        ("rollup_endpoints@tenminute", "02 10:00:00", "02 10:40:00"),
+        ("rollup_endpoints@minute", "02 10:40:00", "02 10:47:00"),
     ]
 
 
@@ -141,7 +141,9 @@ def test_granularity_caps_the_level() -> None:
 
 def test_width_follows_dimensions_and_filters() -> None:
     base = ("2026-11-01T00:00:00", "2026-11-01T03:00:00")
-    assert plan_segments(q(*base, dimensions=("route",)))[0].table == "rollup_routes"
+    assert plan_segments(q(*base, dimensions=("route",)))[0].table == "rollup_endpoints"
+    by_class = q(*base, dimensions=("route", "status_class"))
+    assert plan_segments(by_class)[0].table == "rollup_routes"
     assert plan_segments(q(*base, dimensions=("consumer_id",)))[0].table == "rollup_consumers"
     filtered = q(*base, filters=(Filter("region", "eq", "DE"),))
     assert plan_segments(filtered)[0].table == "rollup_full"

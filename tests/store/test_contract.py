@@ -69,6 +69,7 @@ def test_insert_feeds_raw_and_every_rollup(store: Store) -> None:
     assert count(store, "events", o) == 30
     for width, levels in (
         ("totals", ("minute", "tenminute", "hour", "day")),
+        ("endpoints", ("minute", "tenminute", "hour", "day")),
         ("routes", ("minute", "tenminute", "hour", "day")),
         ("consumers", ("hour", "day")),
         ("full", ("hour", "day")),

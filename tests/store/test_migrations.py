@@ -15,6 +15,7 @@ from meterline.errors import StoreError
 from meterline.store import (
     LATENCY_QUANTILES,
     ROLLUP_WIDTHS,
+    RollupWidth,
     Store,
     map_quantile,
     rollup_table,
@@ -32,6 +33,9 @@ V2_LEVELS = {
     "full": ("hour", "day"),
 }
 """The rollup tables of schema version 2: ``rollup_<width>_<level>``."""
+
+V4_WIDTHS = tuple(w for w in ROLLUP_WIDTHS if w.name in V2_LEVELS)
+"""The widths of schema versions 2 to 4 (version 5 adds endpoints)."""
 
 
 def tables(store: Store) -> set[str]:
@@ -81,10 +85,12 @@ def test_version_2_keeps_rows_adds_ten_minute_rollups_and_small_granules(tmp_pat
     run_in_fresh_process("upgrade_from_version_1", tmp_path)
 
 
-def level_counts(store: Store, o: str) -> dict[tuple[str, str], int]:
-    """``sum(requests)`` of ``o`` per (width, level) in the newest rollup tables."""
+def level_counts(
+    store: Store, o: str, widths: tuple[RollupWidth, ...] = ROLLUP_WIDTHS
+) -> dict[tuple[str, str], int]:
+    """``sum(requests)`` of ``o`` per (width, level) in the rollup tables of ``widths``."""
     out = {}
-    for width in ROLLUP_WIDTHS:
+    for width in widths:
         for row in store.select(
             f"SELECT toString(level) AS level, sum(requests) AS n "
             f"FROM {{db}}.{rollup_table(width.name)} WHERE org_id = {{o:String}} GROUP BY level",
@@ -163,8 +169,8 @@ def upgrade_from_version_2(path: str) -> None:
             store_base.MIGRATIONS = newest[:3]
             assert migrate_after_crash(store, interruption) == [3], interruption
 
-            expected = {(w.name, level): 47 for w in ROLLUP_WIDTHS for level in w.granularities}
-            assert level_counts(store, o) == expected, interruption
+            expected = {(w.name, level): 47 for w in V4_WIDTHS for level in w.granularities}
+            assert level_counts(store, o, V4_WIDTHS) == expected, interruption
             consumers = store.select(
                 f"SELECT level, uniqExactMerge(consumers) AS n "
                 f"FROM {{db}}.{rollup_table('consumers')} WHERE consumer_id = 'c-7' "
@@ -179,7 +185,7 @@ def upgrade_from_version_2(path: str) -> None:
             assert not any(name.endswith("__next") for name in left), interruption
             # New rows flow through the new views into every level, counted once.
             store.insert_rows(rows_for(o, 3))
-            assert level_counts(store, o) == dict.fromkeys(expected, 50), interruption
+            assert level_counts(store, o, V4_WIDTHS) == dict.fromkeys(expected, 50), interruption
             assert store.migrate() == []
 
     finally:
@@ -224,13 +230,13 @@ def upgrade_from_version_3(path: str) -> None:
                 w.name: quantiles_by_level(
                     store, o, w.name, "quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(latency_q)"
                 )
-                for w in ROLLUP_WIDTHS
+                for w in V4_WIDTHS
             }
-            store_base.MIGRATIONS = newest
+            store_base.MIGRATIONS = newest[:4]
             assert migrate_after_crash(store, interruption) == [4], interruption
 
-            expected = {(w.name, level): 47 for w in ROLLUP_WIDTHS for level in w.granularities}
-            assert level_counts(store, o) == expected, interruption
+            expected = {(w.name, level): 47 for w in V4_WIDTHS for level in w.granularities}
+            assert level_counts(store, o, V4_WIDTHS) == expected, interruption
             after = {
                 w.name: quantiles_by_level(
                     store,
@@ -240,7 +246,7 @@ def upgrade_from_version_3(path: str) -> None:
                     + ", ".join(map_quantile("sumMap(latency_bins)", q) for q in LATENCY_QUANTILES)
                     + "]",
                 )
-                for w in ROLLUP_WIDTHS
+                for w in V4_WIDTHS
             }
             assert after == before, interruption
             zeros = store.select(
@@ -252,12 +258,62 @@ def upgrade_from_version_3(path: str) -> None:
             left = tables(store)
             assert not any(name.endswith("__next") for name in left), interruption
             store.insert_rows(rows_for(o, 3))
+            assert level_counts(store, o, V4_WIDTHS) == dict.fromkeys(expected, 50), interruption
+            assert store.migrate() == []
+    finally:
+        store_base.MIGRATIONS = newest
+        store.close()
+
+
+def upgrade_from_version_4(path: str) -> None:
+    """Version 5 fills the endpoints rollups from the routes rollups, whatever statement
+    an interrupted run stopped at, and compresses latency bins with T64; an empty store
+    gets the same schema at once."""
+    store = store_from_url(f"chdb://{path}")
+    newest = store_base.MIGRATIONS
+    real_command = store.command
+    interruptions: list[tuple[str, int] | None] = [
+        None,
+        ("MODIFY COLUMN latency_bins", 3),  # two tables recompressed, the others not yet
+        ("INSERT INTO", 1),  # mid-fill of the endpoints table
+        ("RENAME TABLE", 1),  # filled aside, not yet in place
+        ("rollup_endpoints_stage_mv", 1),  # table in place, views half created
+    ]
+    endpoint_rows = (
+        "SELECT toString(level) AS level, toString(bucket) AS bucket, route, method, "
+        "sum(requests) AS n, sum(server_errors) AS e, sum(latency_sum) AS s, "
+        "toString(sumMap(latency_bins)) AS bins, uniqExactMerge(consumers) AS c "
+        "FROM {db}.%s WHERE org_id = {o:String} "
+        "GROUP BY level, bucket, route, method ORDER BY level, bucket, route, method"
+    )
+    try:
+        for case, interruption in enumerate(interruptions):
+            store.database = f"upgrade{case}"
+            store.command = real_command  # type: ignore[method-assign]
+            store_base.MIGRATIONS = newest[:4]
+            assert store.migrate() == [1, 2, 3, 4]
+            o = org()
+            store.insert_rows(rows_for(o, 40))
+            store.insert_rows(rows_for(o, 7, consumer_id="c-7", status=503, latency_ms=0))
+            store_base.MIGRATIONS = newest
+            assert migrate_after_crash(store, interruption) == [5], interruption
+
+            expected = {(w.name, level): 47 for w in ROLLUP_WIDTHS for level in w.granularities}
+            assert level_counts(store, o) == expected, interruption
+            by_routes = store.select(endpoint_rows % rollup_table("routes"), {"o": o})
+            assert store.select(endpoint_rows % rollup_table("endpoints"), {"o": o}) == by_routes
+            assert sum(r["e"] for r in by_routes) == 4 * 7  # four levels of seven 503s
+            ddl = schema(store)
+            for width in ROLLUP_WIDTHS:
+                assert "CODEC(T64)" in ddl[rollup_table(width.name)], (interruption, width)
+            assert not any(name.endswith("__next") for name in ddl), interruption
+            store.insert_rows(rows_for(o, 3))
             assert level_counts(store, o) == dict.fromkeys(expected, 50), interruption
             assert store.migrate() == []
 
         # An empty store gets the newest schema at once: the same tables and views.
         store.database = "fresh"
-        assert store.migrate() == [1, 2, 3, 4]
+        assert store.migrate() == [1, 2, 3, 4, 5]
         assert schema(store) == schema(store, "upgrade0")
         o = org()
         store.insert_rows(rows_for(o, 4))
@@ -274,6 +330,10 @@ def test_version_3_moves_every_level_into_one_table_per_width(tmp_path: Path) ->
 
 def test_version_4_rebuilds_rollups_with_latency_bins(tmp_path: Path) -> None:
     run_in_fresh_process("upgrade_from_version_3", tmp_path)
+
+
+def test_version_5_adds_endpoint_rollups_and_compresses_latency_bins(tmp_path: Path) -> None:
+    run_in_fresh_process("upgrade_from_version_4", tmp_path)
 
 
 def run_in_fresh_process(scenario: str, tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ Versions 1 and 2 kept one rollup table per width and level; their builders stay 
 unchanged, because a released migration is never edited. Version 3 moves every level of
 a width into one table (see :mod:`meterline.store.schema`) and carries the rows over.
 Version 4 stores latency sketches as bin maps and rebuilds the rollups from raw events.
+Version 5 adds the endpoints width, filled from the routes rollups, and compresses latency
+bins with T64.
 
 A migration that builds the newest schema uses the schema module's definitions; once
 they change, its own copy of the old ones is kept here (:data:`_V3_AGGREGATES`).
@@ -16,11 +18,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from meterline.store.schema import (
+    AGGREGATE_COLUMNS,
+    COLUMN_CODECS,
     DIMENSION_TYPES,
     EVENTS_DDL,
     LEVEL_TYPE,
     ROLLUP_INDEX_GRANULARITY,
     ROLLUP_LEVELS,
+    ROLLUP_WIDTHS,
     STATUS_CLASS_SQL,
     RollupWidth,
     rollup_columns,
@@ -152,7 +157,7 @@ _V1_WIDTHS: tuple[RollupWidth, ...] = tuple(
 """The widths as schema version 1 created them (before ten-minute rollups)."""
 
 _V3_WIDTHS = _V2_WIDTHS
-"""The widths of schema versions 3 and 4: unchanged since version 2."""
+"""The widths of schema versions 3 and 4: unchanged since version 2 (version 5 adds one)."""
 
 
 def _rollup_tables(
@@ -299,7 +304,7 @@ def _rebuild_rollups_from_events(store: SchemaTarget) -> None:
         store.command(f"DROP TABLE IF EXISTS {{db}}.{aside}")
         if table in converted:
             continue
-        store.command(rollup_table_ddl(width, table=aside))
+        store.command(rollup_table_ddl(width, table=aside, codecs={}))
         for n, day in enumerate(days, 1):
             rows = rollup_rows_sql(width, "events", where="toDate(timestamp) = {day:Date}")
             store.command(
@@ -327,7 +332,55 @@ def _latency_bins() -> list[Step]:
             f"DROP VIEW IF EXISTS {{db}}.{table}_levels_mv",
         ]
     drops += [f"DROP TABLE IF EXISTS {{db}}.{rollup_table(w.name)}_stage" for w in _V3_WIDTHS]
-    return [*drops, _rebuild_rollups_from_events, *rollup_schema()]
+    return [*drops, _rebuild_rollups_from_events, *rollup_schema(_V3_WIDTHS, codecs={})]
+
+
+def _fill_endpoints_from_routes(store: SchemaTarget) -> None:
+    """Create the endpoints rollup table holding what the routes table holds, summed over
+    the status class: the same rows the views would have written for the same events.
+
+    Filled aside one month at a time (bounded memory) and renamed into place, so a
+    migration interrupted half-way starts this step again from nothing.
+    """
+    endpoints = next(w for w in ROLLUP_WIDTHS if w.name == "endpoints")
+    table = rollup_table(endpoints.name)
+    aside = f"{table}__next"
+    exists = store.select(
+        "SELECT count() AS n FROM system.tables WHERE database = {d:String} AND name = {t:String}",
+        {"d": store.database, "t": table},
+    )
+    if exists[0]["n"]:
+        return
+    store.command(f"DROP TABLE IF EXISTS {{db}}.{aside}")
+    store.command(rollup_table_ddl(endpoints, table=aside))
+    dims = ", ".join(endpoints.dimensions)
+    merges = ", ".join(
+        f"{expr} AS {name}" for name, expr in rollup_merges(AGGREGATE_COLUMNS).items()
+    )
+    months = store.select(
+        "SELECT DISTINCT toYYYYMM(bucket) AS month FROM {db}.rollup_routes ORDER BY month"
+    )
+    for row in months:
+        store.command(
+            f"INSERT INTO {{db}}.{aside} ({rollup_columns(endpoints)})\n"
+            f"SELECT org_id, level, bucket, {dims}, {merges} FROM {{db}}.rollup_routes\n"
+            f"WHERE toYYYYMM(bucket) = {{month:UInt32}}\nGROUP BY org_id, level, bucket, {dims}",
+            {"month": row["month"]},
+        )
+    store.command(f"RENAME TABLE {{db}}.{aside} TO {{db}}.{table}")
+
+
+def _endpoints_and_compact_bins() -> list[Step]:
+    """An endpoints width (routes without the status class), and latency bins stored
+    with the T64 codec (:data:`COLUMN_CODECS`; parts written before are recompressed as
+    they merge). The endpoints table is filled before its views exist."""
+    ctype = AGGREGATE_COLUMNS["latency_bins"][0]
+    codecs: list[Step] = [
+        f"ALTER TABLE {{db}}.{rollup_table(w.name)} "
+        f"MODIFY COLUMN latency_bins {ctype} {COLUMN_CODECS['latency_bins']}"
+        for w in _V3_WIDTHS
+    ]
+    return [*codecs, _fill_endpoints_from_routes, *rollup_schema()]
 
 
 MIGRATIONS: tuple[tuple[int, str, list[Step]], ...] = (
@@ -335,6 +388,7 @@ MIGRATIONS: tuple[tuple[int, str, list[Step]], ...] = (
     (2, "ten-minute rollups; small index granules", [*_ten_minute_levels_small_granules()]),
     (3, "one rollup table per width holding every level", _one_table_per_width()),
     (4, "latency sketches in rollups as bin maps", _latency_bins()),
+    (5, "endpoint rollups; latency bins compressed with T64", _endpoints_and_compact_bins()),
 )
 """Versioned schema migrations: ``(version, description, steps)``, applied in order.
 

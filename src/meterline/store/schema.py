@@ -1,7 +1,7 @@
 """The analytics schema: raw events, rollups and the materialised views that feed them.
 
 One DDL for both backends (chDB embedded and a ClickHouse server). Rollups are kept in
-four widths (sets of dimensions), one table each, holding every level (minute, ten
+five widths (sets of dimensions), one table each, holding every level (minute, ten
 minutes, hour, day) side by side under a ``level`` key column; each row holds counts,
 sums and mergeable states (a DDSketch for latency percentiles, as a map of bin → count;
 an exact distinct set for consumers), so any range and any granularity can be answered
@@ -141,6 +141,10 @@ class RollupWidth:
 
 ROLLUP_WIDTHS: tuple[RollupWidth, ...] = (
     RollupWidth("totals", ("type",), parent="routes"),
+    # Top endpoints read every bucket of a range for every endpoint: without the status
+    # class in the key, an endpoint's errors share its row, and a week's read holds
+    # about half the rows and latency bins that routes would.
+    RollupWidth("endpoints", ("type", "route", "method"), parent="routes"),
     RollupWidth("routes", ("type", "route", "method", "status_class")),
     # Per-consumer and all-dimension rows barely shrink at minute level (nearly one per
     # event) yet cost most to build, so these widths start at hours; the planner reads
@@ -195,6 +199,15 @@ AGGREGATE_COLUMNS: dict[str, tuple[str, str]] = {
     ),
 }
 """Aggregate columns shared by every rollup table: column type and raw-event expression."""
+
+COLUMN_CODECS: dict[str, str] = {"latency_bins": "CODEC(T64)"}
+"""Compression of rollup columns that differ from the engine's default (LZ4).
+
+Latency bin maps are most of what a rollup read decodes. T64 packs each block of keys
+and counts into the few bits their range needs: on 10M events it stores them in about
+the space LZ4 does, and reading the bin counts of a week of route rows took ~11 instead
+of ~25 ms (LZ4), ~12 (none) or ~33 (ZSTD).
+"""
 
 Aggregates = Mapping[str, tuple[str, str]]
 """A set of rollup aggregate columns: name → (column type, raw-event expression)."""
@@ -287,15 +300,23 @@ def _stage_table(width: str) -> str:
 
 
 def rollup_table_ddl(
-    width: RollupWidth, *, table: str | None = None, aggregates: Aggregates = AGGREGATE_COLUMNS
+    width: RollupWidth,
+    *,
+    table: str | None = None,
+    aggregates: Aggregates = AGGREGATE_COLUMNS,
+    codecs: Mapping[str, str] = COLUMN_CODECS,
 ) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` of the rollup table of ``width`` (or named ``table``).
+    """``CREATE TABLE IF NOT EXISTS`` of the rollup table of ``width`` (or named ``table``),
+    its columns compressed per ``codecs``.
 
     ``level`` comes right after the org in the key, so each (level, bucket range) of a
     query is one contiguous slice of the index.
     """
     dims = ",\n    ".join(f"{d} {DIMENSION_TYPES[d]}" for d in width.dimensions)
-    aggs = ",\n    ".join(f"{name} {ctype}" for name, (ctype, _) in aggregates.items())
+    aggs = ",\n    ".join(
+        f"{name} {ctype}" + (f" {codecs[name]}" if name in codecs else "")
+        for name, (ctype, _) in aggregates.items()
+    )
     key = ", ".join(("org_id", "level", "bucket", *width.dimensions))
     return (
         f"CREATE TABLE IF NOT EXISTS {{db}}.{table or rollup_table(width.name)} (\n"
@@ -405,15 +426,18 @@ def _by_depth(widths: tuple[RollupWidth, ...]) -> list[RollupWidth]:
 
 
 def rollup_schema(
-    widths: tuple[RollupWidth, ...] = ROLLUP_WIDTHS, aggregates: Aggregates = AGGREGATE_COLUMNS
+    widths: tuple[RollupWidth, ...] = ROLLUP_WIDTHS,
+    aggregates: Aggregates = AGGREGATE_COLUMNS,
+    codecs: Mapping[str, str] = COLUMN_CODECS,
 ) -> list[str]:
-    """Every rollup table, staging table and view, each ``IF NOT EXISTS``.
+    """Every rollup table (its columns compressed per ``codecs``), staging table and
+    view, each ``IF NOT EXISTS``.
 
     Ordered so that a view's source and target exist before it, and the views reading raw
     events come last: an insert never meets half of the chain.
     """
     ordered = _by_depth(widths)
-    tables = [rollup_table_ddl(w, aggregates=aggregates) for w in ordered]
+    tables = [rollup_table_ddl(w, aggregates=aggregates, codecs=codecs) for w in ordered]
     stages = [_stage_ddl(w, aggregates) for w in ordered]
     levels = [_levels_view(w, aggregates) for w in ordered]
     return [

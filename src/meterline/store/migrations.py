@@ -343,7 +343,7 @@ def _fill_endpoints_from_routes(store: SchemaTarget) -> None:
     migration interrupted half-way starts this step again from nothing.
     """
     endpoints = next(w for w in ROLLUP_WIDTHS if w.name == "endpoints")
-    table = rollup_table(endpoints.name)
+    table, source = rollup_table(endpoints.name), rollup_table("routes")
     aside = f"{table}__next"
     exists = store.select(
         "SELECT count() AS n FROM system.tables WHERE database = {d:String} AND name = {t:String}",
@@ -358,12 +358,12 @@ def _fill_endpoints_from_routes(store: SchemaTarget) -> None:
         f"{expr} AS {name}" for name, expr in rollup_merges(AGGREGATE_COLUMNS).items()
     )
     months = store.select(
-        "SELECT DISTINCT toYYYYMM(bucket) AS month FROM {db}.rollup_routes ORDER BY month"
+        f"SELECT DISTINCT toYYYYMM(bucket) AS month FROM {{db}}.{source} ORDER BY month"
     )
     for row in months:
         store.command(
             f"INSERT INTO {{db}}.{aside} ({rollup_columns(endpoints)})\n"
-            f"SELECT org_id, level, bucket, {dims}, {merges} FROM {{db}}.rollup_routes\n"
+            f"SELECT org_id, level, bucket, {dims}, {merges} FROM {{db}}.{source}\n"
             f"WHERE toYYYYMM(bucket) = {{month:UInt32}}\nGROUP BY org_id, level, bucket, {dims}",
             {"month": row["month"]},
         )

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meterline.query import MetricQuery, OrderBy, compile_query, resolve_range  # noqa: E402
-from meterline.store import Store, rollup_table, store_from_url  # noqa: E402
+from meterline.store import ROLLUP_WIDTHS, Store, rollup_table, store_from_url  # noqa: E402
 
 ORG = "org_bench"
 ROUTES = 60
@@ -181,8 +181,8 @@ def main() -> None:
         store.migrate()
         seconds = load(store, args.events, args.chunk, console)
         # Background merges would do this within minutes on a live server.
-        for width in ("totals", "routes"):
-            store.command(f"OPTIMIZE TABLE {{db}}.{rollup_table(width)} FINAL")
+        for width in ROLLUP_WIDTHS:
+            store.command(f"OPTIMIZE TABLE {{db}}.{rollup_table(width.name)} FINAL")
         now = datetime.now(UTC)
         print(
             f"query benchmark: {args.events:,} events over 8 days, loaded in {seconds:.1f}s "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -146,4 +147,22 @@ def test_quantiles_across_tables_share_one_partial_bin_map() -> None:
     # Each table read carries the bins once; all three quantiles merge that column.
     assert sql.count("AS i_req_latency_p50") == 2 and "AS i_req_latency_p95" not in sql
     assert "i_req_latency_p99" not in sql
-    assert sql.count("sumMap(i_req_latency_p50)") >= 3
+    # The map is merged, and its total counted, once for all three quantiles.
+    assert sql.count("sumMap(i_req_latency_p50)") == 1
+    assert sql.count("arraySum(") == 1
+
+
+def test_quantiles_of_one_statement_define_their_shared_parts_once() -> None:
+    for metrics, granularity in (
+        (["latency_p50", "latency_p95", "latency_p99"], None),
+        (["latency_p95", "latency_p99"], "minute"),
+    ):
+        query = parse_query(
+            {"metrics": metrics, "range": "24h", "granularity": granularity}, now=NOW
+        )
+        sql = compile_query(query, "o").sql
+        defined = re.findall(r" AS (lq[0-9a-f]{8}_[a-z]+)\)", sql)
+        assert defined and len(defined) == len(set(defined)), sql
+        # Each part is named once and read again by the other quantiles (or the parts
+        # built from it).
+        assert all(sql.count(alias) >= 2 for alias in defined), sql

@@ -14,7 +14,7 @@ from typing import Any
 from meterline.query.model import Filter, MetricQuery
 from meterline.query.planner import Segment, plan_segments
 from meterline.query.vocabulary import DIMENSIONS, INTERMEDIATES, METRICS
-from meterline.store import GRANULARITIES, GRANULARITY_SECONDS
+from meterline.store import GRANULARITIES, GRANULARITY_SECONDS, define_once
 
 _OPS = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -160,7 +160,7 @@ def metric_columns(metrics: tuple[str, ...], values: dict[str, str], prefix: str
         if names is not None:
             expression = names.sub(inline, expression)
         items.append(f"{expression} AS m_{metric}")
-    return items
+    return define_once(items)
 
 
 def metric_minutes(query: MetricQuery) -> float:

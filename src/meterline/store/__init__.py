@@ -21,9 +21,11 @@ from meterline.store.schema import (
     STATUS_CLASS_SQL,
     RollupWidth,
     bins_quantile,
+    define_once,
     latency_sketch,
     map_quantile,
     rollup_table,
+    shared_part,
 )
 
 
@@ -59,8 +61,10 @@ __all__ = [
     "RollupWidth",
     "Store",
     "bins_quantile",
+    "define_once",
     "latency_sketch",
     "map_quantile",
+    "shared_part",
     "rollup_table",
     "store_from_url",
 ]

@@ -16,7 +16,9 @@ ingest and expires ``retention_days`` after it was received.
 from __future__ import annotations
 
 import math
+import re
 import sys
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -96,24 +98,78 @@ def bins_quantile(keys: str, counts: str, level: float, *, merged: bool = False)
     The rank rule and bin values of ``quantilesDD``, so the number equals what the sketch
     answers over the same latencies; ``nan`` for no latencies, as the sketch gives.
     Unmerged bins are sorted by key: repeated keys then sit side by side, and the running
-    count passes each rank inside the right key. Quantiles of the same bins at other
-    levels repeat the same subexpressions, which the engine computes once.
+    count passes each rank inside the right key.
+
+    The parts every level shares (the total, the running counts, the sorted keys) are
+    named by aliases derived from the bins' SQL, so quantiles of the same bins at other
+    levels repeat identical definitions. The engine accepts an alias defined twice alike,
+    and :func:`define_once` rewrites the repeats as references: the engine then analyses
+    each part once, which for a statement with two or three quantiles saves milliseconds
+    of planning.
     """
+    keys, counts = shared_part(keys, "bins"), shared_part(counts, "counts")
     if merged:
         sorted_keys, ranks = keys, f"arrayCumSum({counts})"
     else:
-        sorted_keys = f"arraySort({keys})"
+        sorted_keys = shared_part(f"arraySort({keys})", "sorted")
         ranks = f"arrayCumSum(arraySort((c, k) -> k, {counts}, {keys}))"
-    total = f"arraySum({counts})"
-    key = f"arrayElement({sorted_keys}, arrayFirstIndex(r -> r > {level} * ({total} - 1), {ranks}))"
+    total = shared_part(f"arraySum({counts})", "total")
+    key = (
+        f"arrayElement({sorted_keys}, arrayFirstIndex(r -> r > {level} * "
+        f"({_alias(total)} - 1), {shared_part(ranks, 'ranks')}))"
+    )
     scaled = f"exp({key} / {LATENCY_MULTIPLIER!r}) * {1 + LATENCY_ACCURACY!r}"
     return f"if({total} = 0, nan, {scaled})"
+
+
+_ALIAS_END = re.compile(r" AS (lq[0-9a-f]{8}_[a-z]+)\)")
+
+
+def shared_part(sql: str, role: str) -> str:
+    """``sql`` under an alias of its own (``lq<hash of sql>_<role>``), for a part of the
+    latency quantiles that several of them share; see :func:`define_once`."""
+    return f"({sql} AS lq{zlib.crc32(sql.encode()):08x}_{role})"
+
+
+def _alias(part: str) -> str:
+    """The alias :func:`shared_part` gave ``part``."""
+    return part[part.rindex(" AS ") + 4 : -1]
+
+
+def define_once(items: list[str]) -> list[str]:
+    """The select ``items`` of one statement with each repeated ``(expression AS lq…)``
+    definition of :func:`bins_quantile` after the first replaced by its alias.
+
+    Outer definitions are replaced before the ones nested in them, so a repeat of a whole
+    part takes its nested parts with it. The parts are vocabulary SQL, whose only string
+    literals hold no parentheses, so counting parentheses finds where each one starts.
+    """
+    sql = "\0".join(items)
+    definitions: dict[str, str] = {}
+    for match in _ALIAS_END.finditer(sql):
+        depth, start = 0, match.start()
+        while start > 0:
+            start -= 1
+            if sql[start] == ")":
+                depth += 1
+            elif sql[start] == "(":
+                if depth == 0:
+                    break
+                depth -= 1
+        definitions.setdefault(sql[start : match.end()], match.group(1))
+    for text in sorted(definitions, key=len, reverse=True):
+        first = sql.find(text)
+        if first >= 0:
+            cut = first + len(text)
+            sql = sql[:cut] + sql[cut:].replace(text, definitions[text])
+    return sql.split("\0")
 
 
 def map_quantile(bins: str, level: float) -> str:
     """SQL of the latency quantile at ``level`` of a bin map ``bins`` (e.g. merged by
     ``sumMap``); see :func:`bins_quantile`."""
-    return bins_quantile(f"mapKeys({bins})", f"mapValues({bins})", level, merged=True)
+    named = shared_part(bins, "map")
+    return bins_quantile(f"mapKeys({named})", f"mapValues({named})", level, merged=True)
 
 
 STATUS_CLASS_SQL = (

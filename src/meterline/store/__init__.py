@@ -25,7 +25,6 @@ from meterline.store.schema import (
     latency_sketch,
     map_quantile,
     rollup_table,
-    shared_part,
 )
 
 
@@ -64,7 +63,6 @@ __all__ = [
     "define_once",
     "latency_sketch",
     "map_quantile",
-    "shared_part",
     "rollup_table",
     "store_from_url",
 ]

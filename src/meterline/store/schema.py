@@ -113,10 +113,11 @@ def bins_quantile(keys: str, counts: str, level: float, *, merged: bool = False)
     else:
         sorted_keys = shared_part(f"arraySort({keys})", "sorted")
         ranks = f"arrayCumSum(arraySort((c, k) -> k, {counts}, {keys}))"
-    total = shared_part(f"arraySum({counts})", "total")
+    total_sql = f"arraySum({counts})"
+    total = shared_part(total_sql, "total")
     key = (
         f"arrayElement({sorted_keys}, arrayFirstIndex(r -> r > {level} * "
-        f"({_alias(total)} - 1), {shared_part(ranks, 'ranks')}))"
+        f"({_alias(total_sql, 'total')} - 1), {shared_part(ranks, 'ranks')}))"
     )
     scaled = f"exp({key} / {LATENCY_MULTIPLIER!r}) * {1 + LATENCY_ACCURACY!r}"
     return f"if({total} = 0, nan, {scaled})"
@@ -125,15 +126,15 @@ def bins_quantile(keys: str, counts: str, level: float, *, merged: bool = False)
 _ALIAS_END = re.compile(r" AS (lq[0-9a-f]{8}_[a-z]+)\)")
 
 
+def _alias(sql: str, role: str) -> str:
+    """The alias of the shared part ``sql``: ``lq<hash of sql>_<role>``."""
+    return f"lq{zlib.crc32(sql.encode()):08x}_{role}"
+
+
 def shared_part(sql: str, role: str) -> str:
-    """``sql`` under an alias of its own (``lq<hash of sql>_<role>``), for a part of the
-    latency quantiles that several of them share; see :func:`define_once`."""
-    return f"({sql} AS lq{zlib.crc32(sql.encode()):08x}_{role})"
-
-
-def _alias(part: str) -> str:
-    """The alias :func:`shared_part` gave ``part``."""
-    return part[part.rindex(" AS ") + 4 : -1]
+    """``sql`` under its alias, for a part of the latency quantiles that several of them
+    share; see :func:`define_once`."""
+    return f"({sql} AS {_alias(sql, role)})"
 
 
 def define_once(items: list[str]) -> list[str]:

@@ -90,7 +90,8 @@ class BackgroundLoad(AbstractContextManager["BackgroundLoad"]):
         self.batch = batch
         self.process = subprocess.Popen(
             ["wrk", "-t1", f"-c{connections}", "-d3600s", "--timeout", "10s"]
-            + ["-s", str(HERE / "ingest_wrk.lua"), url, "--", str(body), key],
+            + ["-s", str(HERE / "ingest_wrk.lua"), url, "--", str(body), key]
+            + [uuid.uuid4().hex],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -75,12 +76,20 @@ def run_wrk(url: str, body: Path, key: str, duration: int, connections: int) -> 
         "--",
         str(body),
         key,
+        secrets.token_hex(8),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     match = re.search(r"RESULT (.*)", out)
     if not match:
         raise RuntimeError(out)
     return {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+
+
+def duplicate_events(url: str) -> int:
+    """Events the server has counted as duplicates so far (from ``/metrics``)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    match = re.search(r'^meterline_ingest_events_total\{outcome="duplicate"\} (\S+)$', text, re.M)
+    return int(float(match.group(1))) if match else 0
 
 
 def drain_seconds(url: str) -> float:
@@ -179,6 +188,7 @@ def main() -> None:
             # parts grow from nothing): measure the steady state, not the start-up.
             run_wrk(url, bodies[sizes[0]], creds["key"], args.warm_up, max(connections))
             drain_seconds(url)
+            duplicates_before = duplicate_events(url)
             measured = {}
             for b in sizes:
                 for conns in connections:
@@ -188,6 +198,9 @@ def main() -> None:
                     own_after, workers_after = process_cpu(server.pid)
                     run["server_cpu"], run["worker_cpu"] = own_after - own, workers_after - workers
                     measured[b, conns] = run
+            # Every event sent is new; a duplicate is cheaper and would flatter the figures.
+            if duplicates := duplicate_events(url) - duplicates_before:
+                sys.exit(f"the load resent {duplicates} event ids: the figures are not valid")
         finally:
             stop(server)
         direct = store_direct(bodies, rows_total=200_000)

@@ -1,9 +1,13 @@
 -- Sends pre-built event batches with a unique event_id prefix per request, so every
 -- event is new (a resent id would be a cheaper duplicate). The body template is split at
 -- each id so a request costs the generator one table.concat.
+--
+-- Arguments: the body template, the ingest key, and a token unique to this run. wrk's
+-- random numbers start from the same seed in every run, so without the run token a
+-- second run would resend the first one's ids.
 local parts = nil
 local counter = 0
-local thread_id = 0
+local run = nil
 local headers = nil
 
 function setup(thread)
@@ -13,6 +17,7 @@ end
 function init(args)
   local path = args[1]
   local auth = args[2]
+  run = assert(args[3], "pass a token unique to this run as the third argument")
   local f = assert(io.open(path, "rb"))
   local template = f:read("*a")
   f:close()
@@ -25,7 +30,7 @@ end
 
 function request()
   counter = counter + 1
-  local prefix = tid .. "-" .. counter .. "-"
+  local prefix = run .. "-" .. tid .. "-" .. counter .. "-"
   local out = {parts[1]}
   for i = 2, #parts do
     out[#out + 1] = prefix

@@ -177,3 +177,9 @@ def test_health_and_metrics(server: ServerProcess, tenants: tuple[Tenant, Tenant
         if line.startswith('meterline_ingest_events_total{outcome="accepted"}')
     )
     assert accepted >= 1
+    acknowledged = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("meterline_ingest_request_seconds_count")
+    )
+    assert acknowledged >= 1

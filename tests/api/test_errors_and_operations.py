@@ -171,15 +171,10 @@ def test_health_and_metrics(server: ServerProcess, tenants: tuple[Tenant, Tenant
     assert 'meterline_ingest_events_total{outcome="accepted"}' in text
     assert "meterline_query_seconds_bucket" in text
     assert "meterline_wal_commit_seconds_count" in text
-    accepted = next(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith('meterline_ingest_events_total{outcome="accepted"}')
-    )
-    assert accepted >= 1
-    acknowledged = next(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("meterline_ingest_request_seconds_count")
-    )
-    assert acknowledged >= 1
+
+    def sample(name: str) -> float:
+        return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+    assert sample('meterline_ingest_events_total{outcome="accepted"}') >= 1
+    # Every acknowledged ingest request is timed.
+    assert sample("meterline_ingest_request_seconds_count") >= 1

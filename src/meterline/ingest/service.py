@@ -89,8 +89,8 @@ class IngestService:
     ) -> IngestResult:
         """Ingest one request body for ``org_id``; raises only for an unreadable body.
 
-        The time from the body's arrival to its acknowledgement is observed in the
-        ingest request histogram (requests that fail as a whole are not)."""
+        The time from the read body to its acknowledgement is observed in the ingest
+        request histogram (requests that fail as a whole are not)."""
         started = time.perf_counter()
         context = self._context(org_id, retention_days)
         if self.pool is not None:

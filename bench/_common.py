@@ -30,6 +30,16 @@ def process_cpu(pid: int) -> tuple[float, float]:
     return own, children
 
 
+def metric(url: str, sample: str) -> float:
+    """The value of one sample (a metric's name with its labels, as exposed) from the
+    server's ``/metrics``; 0 while the server has not exposed it."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (  # noqa: E402
     free_port,
+    metric,
     process_cpu,
     start_server,
     stop,
@@ -86,10 +87,8 @@ def run_wrk(url: str, body: Path, key: str, duration: int, connections: int) -> 
 
 
 def duplicate_events(url: str) -> int:
-    """Events the server has counted as duplicates so far (from ``/metrics``)."""
-    text = httpx.get(f"{url}/metrics", timeout=30).text
-    match = re.search(r'^meterline_ingest_events_total\{outcome="duplicate"\} (\S+)$', text, re.M)
-    return int(float(match.group(1))) if match else 0
+    """Events the server has counted as duplicates so far."""
+    return int(metric(url, 'meterline_ingest_events_total{outcome="duplicate"}'))
 
 
 def drain_seconds(url: str) -> float:

@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import ServerProcess, free_port, make_tenant  # noqa: E402
 
-from bench._common import process_cpu  # noqa: E402
+from bench._common import metric, process_cpu  # noqa: E402
 from meterline.config import Settings  # noqa: E402
 
 
@@ -400,15 +400,7 @@ async def fan_out(
 
 
 def _evictions(server: ServerProcess) -> float:
-    return _metric(server, "meterline_stream_slow_consumer_evictions_total")
-
-
-def _metric(server: ServerProcess, name: str) -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=30).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
+    return metric(server.url, "meterline_stream_slow_consumer_evictions_total")
 
 
 async def background_load(server: ServerProcess, key: str, rate: int, stop: asyncio.Event) -> int:
@@ -610,7 +602,7 @@ def main() -> None:
                 _print_fan_out(args, base, base_wide, _meterline_fan_out(args, server, tokens))
             if not args.no_ingest:
                 _print_ingest(args, server, *latency_tenant)
-                lag = _metric(server, "meterline_stream_tick_lag_seconds")
+                lag = metric(server.url, "meterline_stream_tick_lag_seconds")
                 print(f"  the stream's tick ran {lag:.2f} s late (smoothed) at the end of it")
         finally:
             server.stop()
